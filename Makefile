@@ -1,0 +1,55 @@
+# Two commands do all the set-up on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PROTO_DIR := protos
+PROTO_SRC := $(wildcard $(PROTO_DIR)/trading/v1/*.proto)
+PROTO_STAMP := $(PROTO_DIR)/trading/v1/.generated
+LISTEN ?= 127.0.0.1:50051
+
+.PHONY: setup proto run demo test test-fast bench lint clean
+
+setup: $(VENV)/.installed $(PROTO_STAMP)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+proto: $(PROTO_STAMP)
+
+$(PROTO_STAMP): $(PROTO_SRC) $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I $(PROTO_DIR) \
+	    --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+	    --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+	    --python_out=$(PROTO_DIR) --grpc_python_out=$(PROTO_DIR) \
+	    --mypy_out=$(PROTO_DIR) --mypy_grpc_out=$(PROTO_DIR) \
+	    $(PROTO_SRC)
+	touch $@
+
+run: setup
+	$(BIN)/trading-server --listen $(LISTEN)
+
+demo: setup
+	$(PY) -m client.demo
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+bench: setup
+	$(PY) -m tests.bench
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy domain engines brokers audit server client tests
+	$(BIN)/mypy $(PROTO_DIR)/trading/v1/*.pyi
+	cd $(PROTO_DIR) && ../$(BIN)/buf lint
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) $(PROTO_DIR)/trading/v1/*_pb2*.py* $(PROTO_STAMP) build *.egg-info

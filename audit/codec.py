@@ -1,0 +1,124 @@
+"""Domain events to audit rows and back.
+
+Payloads are canonical JSON (sorted keys, compact separators) so that the hash
+of a row depends only on its content. Decimals travel as strings, datetimes as
+ISO 8601 in UTC, enums as their value; decoding rebuilds the exact dataclasses
+from their type hints, so a replay sees what the live run saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from functools import cache
+from typing import Any
+
+from audit.records import AuditRecord, NewRecord
+from domain import events as ev
+from domain.events import DomainEvent, Envelope
+
+EVENT_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in typing.get_args(DomainEvent)
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def _keys(event: DomainEvent) -> tuple[str | None, str | None, str | None]:
+    """(symbol, order_id, idea_id) to index the row by."""
+    match event:
+        case ev.SignalGenerated(signal=s):
+            idea = s.source.removeprefix("idea:") if s.source.startswith("idea:") else None
+            return s.symbol, None, idea
+        case ev.RiskDecisionMade(decision=d):
+            s = d.signal
+            idea = s.source.removeprefix("idea:") if s.source.startswith("idea:") else None
+            return s.symbol, None, idea
+        case ev.OrderUpdated(order=o):
+            return o.symbol, o.order_id, None
+    symbol = getattr(event, "symbol", None)
+    idea_id = getattr(event, "idea_id", None)
+    return symbol, None, idea_id
+
+
+def to_new_record(at: datetime, caused_by: int, event: DomainEvent) -> NewRecord:
+    symbol, order_id, idea_id = _keys(event)
+    return NewRecord(
+        recorded_at=at,
+        event_type=type(event).__name__,
+        caused_by=caused_by,
+        payload=canonical_json(_plain(event)),
+        symbol=symbol,
+        order_id=order_id,
+        idea_id=idea_id,
+    )
+
+
+@cache
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _build(inner[0], value)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(tp)
+        return tuple(_build(item, v) for v in value)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [_build(item, v) for v in value]
+    if tp is Decimal:
+        return Decimal(value)
+    if tp is datetime:
+        return datetime.fromisoformat(value)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        return tp(**{k: _build(hints[k], v) for k, v in value.items()})
+    if tp is float:
+        return float(value)
+    return value
+
+
+def decode_event(event_type: str, payload: str) -> DomainEvent:
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise ValueError(f"unknown event type {event_type!r}")
+    return typing.cast(DomainEvent, _build(cls, json.loads(payload)))
+
+
+def record_to_envelope(record: AuditRecord) -> Envelope:
+    return Envelope(
+        seq=record.seq,
+        at=record.recorded_at,
+        caused_by=record.caused_by,
+        event=decode_event(record.event_type, record.payload),
+    )

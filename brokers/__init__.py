@@ -1,0 +1,1 @@
+"""Broker adapters. Only engines.execution may import this package (import-linter)."""

@@ -1,0 +1,545 @@
+"""Typed Python SDK for the trading service: `TradingClient` (sync), `AsyncTradingClient` (asyncio).
+
+Both are thin layers over the generated ``TradingServiceStub``: one method per
+RPC, named in snake case, returning the generated response message, so every
+field (page tokens included) is visible and typed. Server streams come back as
+iterators that can be cancelled; the market-data client stream takes batches.
+
+    with TradingClient("127.0.0.1:50051", token) as client:
+        print(client.get_status().trading.state)
+        for event in client.subscribe_events(from_seq=1):
+            ...
+
+Errors: a call the service answers with a non-OK status raises
+``grpc.RpcError`` (``grpc.aio.AioRpcError`` from the async client), with the
+status in ``error.code()`` and the service's explanation in
+``error.details()``. The SDK neither retries nor translates errors: a caller
+that can act on a code should see it unchanged.
+
+Deadlines: unary calls get ``timeout`` seconds (``None``: no deadline).
+Streaming calls have none, because they last as long as their data; stop a
+server stream with its ``cancel()`` (or leave its ``with`` block).
+
+The bearer token rides as per-call metadata rather than in a channel
+interceptor, so it works the same on a channel the caller built (an
+``aio`` channel takes interceptors only when it is created).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Final, Generic, Protocol, Self, TypeAlias, TypedDict, TypeVar, Unpack
+
+import grpc
+import grpc.aio
+from google.protobuf import timestamp_pb2
+from trading.v1 import audit_pb2, events_pb2, market_pb2, trading_service_pb2_grpc
+from trading.v1 import trading_service_pb2 as pb
+
+__all__ = [
+    "AsyncServerStream",
+    "AsyncTradingClient",
+    "AuditFilters",
+    "MarketBatch",
+    "ServerStream",
+    "TradingClient",
+    "market_event",
+]
+
+DEFAULT_TIMEOUT: Final = 10.0
+
+# What stream_market_data takes per message: a ready request, or the events of one batch.
+MarketBatch: TypeAlias = Sequence[market_pb2.MarketEvent] | pb.StreamMarketDataRequest
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
+
+
+# ---------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------
+
+
+def market_event(
+    symbol: str,
+    price: float | Decimal,
+    volume: float | Decimal | None = None,
+    timestamp: datetime | None = None,
+) -> market_pb2.MarketEvent:
+    """A MarketEvent; `timestamp` must be timezone-aware (None: the service's "now").
+
+    The service validates symbol, price and volume; this only converts. A naive
+    datetime raises ValueError rather than being guessed to be UTC or local time.
+    """
+    event = market_pb2.MarketEvent(symbol=symbol, price=float(price))
+    if volume is not None:
+        event.volume = float(volume)
+    if timestamp is not None:
+        event.timestamp.CopyFrom(_timestamp(timestamp))
+    return event
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: give it a timezone, e.g. UTC")
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+class AuditFilters(TypedDict, total=False):
+    """Filters of query_audit; every one left out is unbounded."""
+
+    from_seq: int
+    to_seq: int
+    since: datetime
+    until: datetime
+    # Event class names, e.g. "RiskDecisionMade".
+    event_types: Iterable[str]
+    symbol: str
+    order_id: str
+    idea_id: str
+
+
+# Request builders, shared by both clients so that each method is one line of transport.
+
+
+def _risk_status_request(recent_decisions: int) -> pb.GetRiskStatusRequest:
+    return pb.GetRiskStatusRequest(recent_decisions=recent_decisions)
+
+
+def _active_orders_request(
+    symbol: str, page_size: int, page_token: str
+) -> pb.ListActiveOrdersRequest:
+    return pb.ListActiveOrdersRequest(symbol=symbol, page_size=page_size, page_token=page_token)
+
+
+def _order_history_request(
+    symbol: str, page_size: int, page_token: str
+) -> pb.ListOrderHistoryRequest:
+    return pb.ListOrderHistoryRequest(symbol=symbol, page_size=page_size, page_token=page_token)
+
+
+def _simulate_request(
+    symbol: str, price: float | Decimal, volume: float | Decimal | None, timestamp: datetime | None
+) -> pb.SimulateMarketEventRequest:
+    return pb.SimulateMarketEventRequest(event=market_event(symbol, price, volume, timestamp))
+
+
+def _subscribe_request(
+    types: Iterable[events_pb2.EventType.ValueType], symbols: Iterable[str], from_seq: int
+) -> pb.SubscribeEventsRequest:
+    return pb.SubscribeEventsRequest(types=types, symbols=symbols, from_seq=from_seq)
+
+
+def _audit_request(filters: AuditFilters) -> pb.QueryAuditRequest:
+    request = pb.QueryAuditRequest(
+        from_seq=filters.get("from_seq", 0),
+        to_seq=filters.get("to_seq", 0),
+        event_types=filters.get("event_types", ()),
+        symbol=filters.get("symbol", ""),
+        order_id=filters.get("order_id", ""),
+        idea_id=filters.get("idea_id", ""),
+    )
+    if "since" in filters:
+        request.since.CopyFrom(_timestamp(filters["since"]))
+    if "until" in filters:
+        request.until.CopyFrom(_timestamp(filters["until"]))
+    return request
+
+
+def _market_request(batch: MarketBatch) -> pb.StreamMarketDataRequest:
+    if isinstance(batch, pb.StreamMarketDataRequest):
+        return batch
+    return pb.StreamMarketDataRequest(events=batch)
+
+
+def _async_market_requests(
+    batches: Iterable[MarketBatch] | AsyncIterable[MarketBatch],
+) -> Iterator[pb.StreamMarketDataRequest] | AsyncIterator[pb.StreamMarketDataRequest]:
+    # grpc.aio takes a sync or an async iterator; keep either lazy, so a long file
+    # streams without being held in memory twice.
+    if isinstance(batches, AsyncIterable):
+        return (_market_request(batch) async for batch in batches)
+    return map(_market_request, batches)
+
+
+def _event(response: pb.SubscribeEventsResponse) -> events_pb2.Event:
+    return response.event
+
+
+def _record(response: pb.QueryAuditResponse) -> audit_pb2.AuditRecord:
+    return response.record
+
+
+# ---------------------------------------------------------------------------
+# Server streams
+# ---------------------------------------------------------------------------
+
+
+class _SyncCall(Protocol[_R_co]):
+    def __iter__(self) -> Iterator[_R_co]: ...
+    def cancel(self) -> bool: ...
+
+
+class _AsyncCall(Protocol[_R_co]):
+    def __aiter__(self) -> AsyncIterator[_R_co]: ...
+    def cancel(self) -> bool: ...
+
+
+def _cancelled(error: grpc.RpcError) -> bool:
+    return bool(error.code() == grpc.StatusCode.CANCELLED)
+
+
+class ServerStream(Generic[_T]):
+    """The items of a server-streaming call as they arrive.
+
+    ``cancel()`` (safe from another thread) ends the call; iteration then stops
+    quietly instead of raising CANCELLED. Any other failure raises grpc.RpcError.
+    Leaving a ``with`` block cancels too.
+    """
+
+    def __init__(self, call: _SyncCall[_R], unwrap: Callable[[_R], _T]) -> None:
+        self._call = call
+        self._items = map(unwrap, call)
+        self._cancel_requested = False
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> _T:
+        try:
+            return next(self._items)
+        except grpc.RpcError as error:
+            if self._cancel_requested and _cancelled(error):
+                raise StopIteration from None
+            raise
+
+    def cancel(self) -> None:
+        """End the call; items already received stay received."""
+        self._cancel_requested = True
+        self._call.cancel()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+
+class AsyncServerStream(Generic[_T]):
+    """The asyncio twin of ServerStream: ``async for``, ``cancel()``, ``async with``."""
+
+    def __init__(self, call: _AsyncCall[_R], unwrap: Callable[[_R], _T]) -> None:
+        responses = call.__aiter__()
+
+        async def next_item() -> _T:
+            return unwrap(await anext(responses))
+
+        self._call = call
+        self._next_item = next_item
+        self._cancel_requested = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> _T:
+        try:
+            return await self._next_item()
+        except grpc.RpcError as error:
+            if self._cancel_requested and _cancelled(error):
+                raise StopAsyncIteration from None
+            raise
+
+    def cancel(self) -> None:
+        """End the call; items already received stay received."""
+        self._cancel_requested = True
+        self._call.cancel()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+
+# ---------------------------------------------------------------------------
+# Clients
+# ---------------------------------------------------------------------------
+
+
+class _CallOptions(TypedDict):
+    timeout: float | None
+    metadata: tuple[tuple[str, str], ...]
+
+
+class _CallSettings:
+    """The call options both clients send: the bearer token, and deadlines."""
+
+    def __init__(self, token: str, timeout: float | None) -> None:
+        if not token:
+            raise ValueError("token is empty: every call needs the service's API key")
+        metadata = (("authorization", f"Bearer {token}"),)
+        self._unary: _CallOptions = {"timeout": timeout, "metadata": metadata}
+        self._streaming: _CallOptions = {"timeout": None, "metadata": metadata}
+
+
+class TradingClient(_CallSettings):
+    """Blocking client. Use as a context manager, or call close().
+
+    `channel`: a channel you built (TLS, options); then `target` is not used and
+    the channel stays yours to close. Otherwise an insecure channel to `target`.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        super().__init__(token, timeout)
+        self._owns_channel = channel is None
+        self._channel = grpc.insecure_channel(target) if channel is None else channel
+        self._stub = trading_service_pb2_grpc.TradingServiceStub(self._channel)
+
+    def close(self) -> None:
+        """Close the channel if this client created it."""
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def get_status(self) -> pb.GetStatusResponse:
+        """Health of each component, the trading state and counters."""
+        return self._stub.GetStatus(pb.GetStatusRequest(), **self._unary)
+
+    def list_strategies(self) -> pb.ListStrategiesResponse:
+        return self._stub.ListStrategies(pb.ListStrategiesRequest(), **self._unary)
+
+    def activate_strategy(self, name: str) -> pb.ActivateStrategyResponse:
+        """Raises NOT_FOUND for an unknown name."""
+        request = pb.ActivateStrategyRequest(name=name)
+        return self._stub.ActivateStrategy(request, **self._unary)
+
+    def deactivate_strategy(self, name: str) -> pb.DeactivateStrategyResponse:
+        request = pb.DeactivateStrategyRequest(name=name)
+        return self._stub.DeactivateStrategy(request, **self._unary)
+
+    def get_risk_status(self, recent_decisions: int = 0) -> pb.GetRiskStatusResponse:
+        """The risk gate's rules and totals, with up to `recent_decisions` (<= 1000) decisions."""
+        request = _risk_status_request(recent_decisions)
+        return self._stub.GetRiskStatus(request, **self._unary)
+
+    def activate_risk(self, reason: str = "") -> pb.ActivateRiskResponse:
+        request = pb.ActivateRiskRequest(reason=reason)
+        return self._stub.ActivateRisk(request, **self._unary)
+
+    def deactivate_risk(self, reason: str) -> pb.DeactivateRiskResponse:
+        """Halt trading: every new signal is rejected. It never bypasses the gate."""
+        request = pb.DeactivateRiskRequest(reason=reason)
+        return self._stub.DeactivateRisk(request, **self._unary)
+
+    def get_execution_status(self) -> pb.GetExecutionStatusResponse:
+        request = pb.GetExecutionStatusRequest()
+        return self._stub.GetExecutionStatus(request, **self._unary)
+
+    def list_active_orders(
+        self, symbol: str = "", page_size: int = 0, page_token: str = ""
+    ) -> pb.ListActiveOrdersResponse:
+        """One page of open orders; pass `next_page_token` back for the next."""
+        request = _active_orders_request(symbol, page_size, page_token)
+        return self._stub.ListActiveOrders(request, **self._unary)
+
+    def list_order_history(
+        self, symbol: str = "", page_size: int = 0, page_token: str = ""
+    ) -> pb.ListOrderHistoryResponse:
+        """One page of all orders, oldest first; pass `next_page_token` back for the next."""
+        request = _order_history_request(symbol, page_size, page_token)
+        return self._stub.ListOrderHistory(request, **self._unary)
+
+    def cancel_order(self, order_id: str) -> pb.CancelOrderResponse:
+        """Works while trading is halted too."""
+        request = pb.CancelOrderRequest(order_id=order_id)
+        return self._stub.CancelOrder(request, **self._unary)
+
+    def get_account(self) -> pb.GetAccountResponse:
+        return self._stub.GetAccount(pb.GetAccountRequest(), **self._unary)
+
+    def list_positions(self) -> pb.ListPositionsResponse:
+        return self._stub.ListPositions(pb.ListPositionsRequest(), **self._unary)
+
+    def stream_market_data(self, batches: Iterable[MarketBatch]) -> pb.StreamMarketDataResponse:
+        """Send each batch as one message, lazily; each is accepted or refused whole.
+
+        A refused batch ends the call with INVALID_ARGUMENT; the batches before
+        it stay accepted (the error's details say how many).
+        """
+        return self._stub.StreamMarketData(map(_market_request, batches), **self._streaming)
+
+    def simulate_market_event(
+        self,
+        symbol: str,
+        price: float | Decimal,
+        volume: float | Decimal | None = None,
+        timestamp: datetime | None = None,
+    ) -> pb.SimulateMarketEventResponse:
+        """One market event, answered with the signals, decisions and orders it caused."""
+        request = _simulate_request(symbol, price, volume, timestamp)
+        return self._stub.SimulateMarketEvent(request, **self._unary)
+
+    def subscribe_events(
+        self,
+        types: Iterable[events_pb2.EventType.ValueType] = (),
+        symbols: Iterable[str] = (),
+        from_seq: int = 0,
+    ) -> ServerStream[events_pb2.Event]:
+        """Live events (all but market data unless `types` says), replayed from `from_seq` first."""
+        request = _subscribe_request(types, symbols, from_seq)
+        return ServerStream(self._stub.SubscribeEvents(request, **self._streaming), _event)
+
+    def query_audit(self, **filters: Unpack[AuditFilters]) -> ServerStream[audit_pb2.AuditRecord]:
+        """The audit records matching every filter given, in seq order."""
+        request = _audit_request(filters)
+        return ServerStream(self._stub.QueryAudit(request, **self._streaming), _record)
+
+    def verify_audit(self) -> pb.VerifyAuditResponse:
+        """Check the audit log's hash chain; `ok` false names the first bad seq."""
+        return self._stub.VerifyAudit(pb.VerifyAuditRequest(), **self._unary)
+
+
+class AsyncTradingClient(_CallSettings):
+    """The asyncio twin of TradingClient, over grpc.aio; create it inside the event loop.
+
+    Unary methods are coroutines; subscribe_events and query_audit return an
+    AsyncServerStream at once (``async for`` over it). `channel` must be a
+    grpc.aio channel; see TradingClient for who closes it.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        super().__init__(token, timeout)
+        self._owns_channel = channel is None
+        self._channel = grpc.aio.insecure_channel(target) if channel is None else channel
+        self._stub = trading_service_pb2_grpc.TradingServiceStub(self._channel)
+
+    async def close(self) -> None:
+        """Close the channel if this client created it."""
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def get_status(self) -> pb.GetStatusResponse:
+        return await self._stub.GetStatus(pb.GetStatusRequest(), **self._unary)
+
+    async def list_strategies(self) -> pb.ListStrategiesResponse:
+        return await self._stub.ListStrategies(pb.ListStrategiesRequest(), **self._unary)
+
+    async def activate_strategy(self, name: str) -> pb.ActivateStrategyResponse:
+        request = pb.ActivateStrategyRequest(name=name)
+        return await self._stub.ActivateStrategy(request, **self._unary)
+
+    async def deactivate_strategy(self, name: str) -> pb.DeactivateStrategyResponse:
+        request = pb.DeactivateStrategyRequest(name=name)
+        return await self._stub.DeactivateStrategy(request, **self._unary)
+
+    async def get_risk_status(self, recent_decisions: int = 0) -> pb.GetRiskStatusResponse:
+        request = _risk_status_request(recent_decisions)
+        return await self._stub.GetRiskStatus(request, **self._unary)
+
+    async def activate_risk(self, reason: str = "") -> pb.ActivateRiskResponse:
+        request = pb.ActivateRiskRequest(reason=reason)
+        return await self._stub.ActivateRisk(request, **self._unary)
+
+    async def deactivate_risk(self, reason: str) -> pb.DeactivateRiskResponse:
+        request = pb.DeactivateRiskRequest(reason=reason)
+        return await self._stub.DeactivateRisk(request, **self._unary)
+
+    async def get_execution_status(self) -> pb.GetExecutionStatusResponse:
+        request = pb.GetExecutionStatusRequest()
+        return await self._stub.GetExecutionStatus(request, **self._unary)
+
+    async def list_active_orders(
+        self, symbol: str = "", page_size: int = 0, page_token: str = ""
+    ) -> pb.ListActiveOrdersResponse:
+        request = _active_orders_request(symbol, page_size, page_token)
+        return await self._stub.ListActiveOrders(request, **self._unary)
+
+    async def list_order_history(
+        self, symbol: str = "", page_size: int = 0, page_token: str = ""
+    ) -> pb.ListOrderHistoryResponse:
+        request = _order_history_request(symbol, page_size, page_token)
+        return await self._stub.ListOrderHistory(request, **self._unary)
+
+    async def cancel_order(self, order_id: str) -> pb.CancelOrderResponse:
+        request = pb.CancelOrderRequest(order_id=order_id)
+        return await self._stub.CancelOrder(request, **self._unary)
+
+    async def get_account(self) -> pb.GetAccountResponse:
+        return await self._stub.GetAccount(pb.GetAccountRequest(), **self._unary)
+
+    async def list_positions(self) -> pb.ListPositionsResponse:
+        return await self._stub.ListPositions(pb.ListPositionsRequest(), **self._unary)
+
+    async def stream_market_data(
+        self, batches: Iterable[MarketBatch] | AsyncIterable[MarketBatch]
+    ) -> pb.StreamMarketDataResponse:
+        return await self._stub.StreamMarketData(_async_market_requests(batches), **self._streaming)
+
+    async def simulate_market_event(
+        self,
+        symbol: str,
+        price: float | Decimal,
+        volume: float | Decimal | None = None,
+        timestamp: datetime | None = None,
+    ) -> pb.SimulateMarketEventResponse:
+        request = _simulate_request(symbol, price, volume, timestamp)
+        return await self._stub.SimulateMarketEvent(request, **self._unary)
+
+    def subscribe_events(
+        self,
+        types: Iterable[events_pb2.EventType.ValueType] = (),
+        symbols: Iterable[str] = (),
+        from_seq: int = 0,
+    ) -> AsyncServerStream[events_pb2.Event]:
+        request = _subscribe_request(types, symbols, from_seq)
+        return AsyncServerStream(self._stub.SubscribeEvents(request, **self._streaming), _event)
+
+    def query_audit(
+        self, **filters: Unpack[AuditFilters]
+    ) -> AsyncServerStream[audit_pb2.AuditRecord]:
+        request = _audit_request(filters)
+        return AsyncServerStream(self._stub.QueryAudit(request, **self._streaming), _record)
+
+    async def verify_audit(self) -> pb.VerifyAuditResponse:
+        return await self._stub.VerifyAudit(pb.VerifyAuditRequest(), **self._unary)

@@ -1,0 +1,93 @@
+"""Domain events (past tense) and the envelope the sequencer puts around each one.
+
+Every event that crosses the core's bus is appended to the audit log before any
+subscriber sees it. Market ticks are journaled per batch (`MarketDataReceived`),
+not one row per tick; a signal names its tick as (batch event seq, index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.market import MarketBatch
+from domain.orders import Order
+from domain.risk import RiskDecision, TradingStatus
+from domain.signals import TradeSignal
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataReceived:
+    """A batch of market data accepted by the core (the replay journal)."""
+
+    batch: MarketBatch
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalGenerated:
+    signal: TradeSignal
+    tick_index: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecisionMade:
+    decision: RiskDecision
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdated:
+    """An order changed state; `order.history[-1]` is the change."""
+
+    order: Order
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    status: TradingStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyStateChanged:
+    name: str
+    active: bool
+    changed_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRefused:
+    """An operator-facing call that was refused; kept for the audit trail."""
+
+    method: str
+    principal: str
+    reason: str
+
+
+DomainEvent = (
+    MarketDataReceived
+    | SignalGenerated
+    | RiskDecisionMade
+    | OrderUpdated
+    | TradingStateChanged
+    | StrategyStateChanged
+    | RequestRefused
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An event as sequenced: its number, the clock's time and what caused it.
+
+    `caused_by` is the seq of the event that led to this one (0 for an input
+    from outside the core), so the chain tick -> signal -> decision -> order ->
+    fill can be followed back through the audit log.
+    """
+
+    seq: int
+    at: datetime
+    caused_by: int
+    event: DomainEvent
+
+    @property
+    def event_type(self) -> str:
+        return type(self.event).__name__

@@ -1,0 +1,34 @@
+"""Trade signals: what a strategy, or an approved idea, wants to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from domain.orders import OrderType, Side
+
+
+@dataclass(frozen=True, slots=True)
+class TradeSignal:
+    """A sized request to trade, on its way to the risk gate.
+
+    `source` names where it came from: `strategy:<name>` or `idea:<idea id>`.
+    `confidence` is in [0, 1]; `reference_price` is the price it was sized at.
+    """
+
+    signal_id: str
+    source: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    reference_price: Decimal
+    confidence: float
+    rationale: str
+    created_at: datetime
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+
+    @property
+    def notional(self) -> Decimal:
+        return self.quantity * (self.limit_price or self.reference_price)

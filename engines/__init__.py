@@ -1,0 +1,1 @@
+"""The deterministic core: one sequencer, synchronous engines, an injected clock."""

@@ -1,0 +1,82 @@
+"""The sequencer and event bus: the one ordered stream every input goes through.
+
+Every input (a market-data batch, an operator command, a broker report) runs
+inside `Sequencer.process`, one at a time, under a single lock: that lock *is*
+the sequencer, and it is why engines can be plain synchronous code. Each event
+published is appended to the audit log first (which gives it its seq), then
+dispatched depth-first to its subscribers, so a signal is fully decided and
+executed before the next tick is looked at.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from audit.codec import to_new_record
+from audit.records import EventStore
+from domain.events import DomainEvent, Envelope
+from engines.clock import Clock
+
+Handler = Callable[[Envelope], None]
+T = TypeVar("T")
+
+_RECENT = 4096
+
+
+class Sequencer:
+    """Orders inputs, stamps events (seq, clock time, cause), journals then dispatches."""
+
+    def __init__(self, store: EventStore, clock: Clock) -> None:
+        self._store = store
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._handlers: defaultdict[type[Any], list[Handler]] = defaultdict(list)
+        # Envelopes recently published, so execution can prove that a decision
+        # it is handed really came through the journal (identity, not equality).
+        self._recent: OrderedDict[int, Envelope] = OrderedDict()
+        self._collectors: list[list[Envelope]] = []
+
+    def subscribe(self, event_type: type[Any], handler: Handler) -> None:
+        self._handlers[event_type].append(handler)
+
+    def process(self, work: Callable[[], T]) -> tuple[T, list[Envelope]]:
+        """Run one input to completion; return its result and every event it caused."""
+        with self._lock:
+            collected: list[Envelope] = []
+            self._collectors.append(collected)
+            try:
+                return work(), collected
+            finally:
+                self._collectors.pop()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the sequencer while reading engine state, so a reader never sees half an input."""
+        with self._lock:
+            yield
+
+    def publish(self, event: DomainEvent, caused_by: int = 0) -> Envelope:
+        """Journal the event, then hand it to its subscribers (depth first)."""
+        at = self.clock.now()
+        record = self._store.append(to_new_record(at, caused_by, event))
+        envelope = Envelope(seq=record.seq, at=at, caused_by=caused_by, event=event)
+        self._recent[record.seq] = envelope
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+        for collected in self._collectors:
+            collected.append(envelope)
+        for handler in self._handlers.get(type(event), ()):
+            handler(envelope)
+        return envelope
+
+    def is_journaled(self, envelope: Envelope) -> bool:
+        """True only for an envelope this sequencer published (and so journaled)."""
+        return self._recent.get(envelope.seq) is envelope
+
+    def flush(self) -> None:
+        """Make every published event durable before an effect leaves the process."""
+        self._store.flush()

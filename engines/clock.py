@@ -1,0 +1,69 @@
+"""The injected clock: wall time live, event time in replays and tests."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).replace(microsecond=(ns // 1000) % 1_000_000)
+
+
+class Clock(Protocol):
+    """What engines ask for the time. `observe` is how market events move event time."""
+
+    name: str
+
+    def now_ns(self) -> int: ...
+
+    def now(self) -> datetime: ...
+
+    def observe(self, event_ns: int) -> None: ...
+
+
+class WallClock:
+    """The machine's UTC clock; market-event timestamps do not move it."""
+
+    name = "wall"
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def now(self) -> datetime:
+        return ns_to_datetime(time.time_ns())
+
+    def observe(self, event_ns: int) -> None:
+        pass
+
+
+class EventClock:
+    """Time is the latest market-event timestamp seen, and never runs backwards.
+
+    Before the first market event it reads `start_ns` (the Unix epoch by
+    default), so that a replay of the same inputs sees the same times.
+    """
+
+    name = "event"
+
+    def __init__(self, start_ns: int = 0) -> None:
+        self._now_ns = start_ns
+
+    def now_ns(self) -> int:
+        return self._now_ns
+
+    def now(self) -> datetime:
+        return ns_to_datetime(self._now_ns)
+
+    def observe(self, event_ns: int) -> None:
+        if event_ns > self._now_ns:
+            self._now_ns = event_ns
+
+
+def clock_from_name(name: str) -> Clock:
+    if name == "wall":
+        return WallClock()
+    if name == "event":
+        return EventClock()
+    raise ValueError(f"TRADING_CLOCK must be 'wall' or 'event', not {name!r}")

@@ -1,0 +1,63 @@
+"""The core: the sequencer and the engines wired on its bus, with the inputs the
+outside world may give it. The server calls only this; every call is one input,
+processed to completion in sequence, and returns the events it caused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.events import Envelope, MarketDataReceived
+from domain.market import MarketBatch
+from domain.orders import Order
+from domain.risk import TradingState, TradingStatus
+from engines.bus import Sequencer
+from engines.execution.engine import ExecutionEngine
+from engines.market import MarketPrices
+from engines.portfolio import Portfolio
+from engines.risk.engine import RiskEngine
+from engines.strategy.engine import StrategyEngine, StrategyInfo
+
+
+@dataclass(slots=True)
+class CoreStats:
+    market_events: int = 0
+    batches: int = 0
+
+
+class Core:
+    def __init__(
+        self,
+        bus: Sequencer,
+        prices: MarketPrices,
+        portfolio: Portfolio,
+        strategies: StrategyEngine,
+        risk: RiskEngine,
+        execution: ExecutionEngine,
+    ) -> None:
+        self.bus = bus
+        self.prices = prices
+        self.portfolio = portfolio
+        self.strategies = strategies
+        self.risk = risk
+        self.execution = execution
+        self.stats = CoreStats()
+
+    def ingest(self, batch: MarketBatch, source: str) -> list[Envelope]:
+        """Journal a batch of market data, then run it through the strategies."""
+
+        def work() -> None:
+            self.bus.clock.observe(batch.timestamps_ns[0])
+            self.stats.market_events += len(batch)
+            self.stats.batches += 1
+            self.bus.publish(MarketDataReceived(batch, source))
+
+        return self.bus.process(work)[1]
+
+    def set_strategy_active(self, name: str, active: bool, by: str) -> StrategyInfo:
+        return self.bus.process(lambda: self.strategies.set_active(name, active, by))[0]
+
+    def set_trading_state(self, state: TradingState, by: str, reason: str) -> TradingStatus:
+        return self.bus.process(lambda: self.risk.set_trading_state(state, by, reason))[0]
+
+    def cancel_order(self, order_id: str) -> Order:
+        return self.bus.process(lambda: self.execution.cancel(order_id))[0]

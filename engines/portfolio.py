@@ -1,0 +1,113 @@
+"""The core's own view of the account, built from broker fills.
+
+Risk and sizing read it; nothing but `OrderUpdated` events write it, so a
+replay of the same inputs rebuilds the same view. "In flight" means an order
+that is durable as an intent (NEW) or live at the broker and not yet terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from domain.events import Envelope, OrderUpdated
+from domain.orders import Order, Side
+from domain.portfolio import Account, Position
+from engines.market import MarketPrices
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Holding:
+    quantity: Decimal = ZERO
+    average_price: Decimal = ZERO
+    # Buy orders that opened or added to the current position since it was last
+    # flat: the "entries" MaxPositionsPerSymbolRule counts.
+    entries: int = 0
+
+
+class Portfolio:
+    """Cash, positions, entries and orders in flight, kept by fills as they happen."""
+
+    def __init__(self, prices: MarketPrices, cash: Decimal = ZERO) -> None:
+        self._prices = prices
+        self.cash = cash
+        self._holdings: dict[str, _Holding] = {}
+        self._in_flight: dict[str, Order] = {}
+
+    def seed(self, account: Account, positions: list[Position]) -> None:
+        """Start from the broker's snapshot (at start-up, before any input)."""
+        self.cash = account.cash
+        self._holdings = {
+            p.symbol: _Holding(p.quantity, p.average_price, 1 if p.quantity else 0)
+            for p in positions
+        }
+
+    # --- reads -----------------------------------------------------------------
+
+    def quantity(self, symbol: str) -> Decimal:
+        holding = self._holdings.get(symbol)
+        return holding.quantity if holding else ZERO
+
+    def entries(self, symbol: str) -> int:
+        holding = self._holdings.get(symbol)
+        return holding.entries if holding else 0
+
+    def in_flight(self, symbol: str, side: Side) -> list[Order]:
+        return [o for o in self._in_flight.values() if o.symbol == symbol and o.side is side]
+
+    def in_flight_quantity(self, symbol: str, side: Side) -> Decimal:
+        return sum((o.remaining_quantity for o in self.in_flight(symbol, side)), ZERO)
+
+    def mark_price(self, symbol: str) -> Decimal:
+        price = self._prices.last_price(symbol)
+        if price is not None:
+            return price
+        holding = self._holdings.get(symbol)
+        return holding.average_price if holding else ZERO
+
+    def equity(self) -> Decimal:
+        return self.cash + sum(
+            (h.quantity * self.mark_price(s) for s, h in self._holdings.items()), ZERO
+        )
+
+    def positions(self) -> list[Position]:
+        return [
+            Position(s, h.quantity, h.average_price, self.mark_price(s))
+            for s, h in sorted(self._holdings.items())
+            if h.quantity
+        ]
+
+    # --- writes ----------------------------------------------------------------
+
+    def on_order_updated(self, envelope: Envelope) -> None:
+        assert isinstance(envelope.event, OrderUpdated)
+        order = envelope.event.order
+        if order.is_open:
+            self._in_flight[order.order_id] = order
+        else:
+            self._in_flight.pop(order.order_id, None)
+        change = order.history[-1]
+        if change.fill_quantity:
+            first_fill = order.filled_quantity == change.fill_quantity
+            self._apply_fill(order, change.fill_quantity, change.fill_price)
+            if first_fill and order.side is Side.BUY and self.quantity(order.symbol) > 0:
+                # A buy becomes an entry of the position with its first fill.
+                self._holdings[order.symbol].entries += 1
+
+    def _apply_fill(self, order: Order, quantity: Decimal, price: Decimal) -> None:
+        holding = self._holdings.setdefault(order.symbol, _Holding())
+        signed = quantity if order.side is Side.BUY else -quantity
+        self.cash -= signed * price
+        new_quantity = holding.quantity + signed
+        if holding.quantity == 0 or (holding.quantity > 0) == (signed > 0):
+            # Opening or adding: the average price moves.
+            holding.average_price = (
+                holding.average_price * abs(holding.quantity) + price * quantity
+            ) / abs(new_quantity)
+        elif new_quantity == 0 or (new_quantity > 0) != (holding.quantity > 0):
+            # Closed, or flipped through zero: entries start over.
+            holding.entries = 0
+            holding.average_price = price if new_quantity else ZERO
+        holding.quantity = new_quantity

@@ -1,0 +1,206 @@
+"""The risk rules. Each judges one signal and always answers with a verdict: a
+stable code plus the numbers behind it, passed or not, so the audit log says
+why every trade was allowed as well as why any was refused.
+
+Reducing a position (selling what is held, buying back a short) is never
+refused by a size or count rule: cutting risk must always be possible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+import pandas as pd
+
+from domain.orders import Side
+from domain.risk import RiskDecision, RuleVerdict
+from domain.signals import TradeSignal
+from engines.portfolio import Portfolio
+
+OK = "OK"
+REDUCES_POSITION = "REDUCES_POSITION"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskContext:
+    """The world a rule judges against: the portfolio as it is now, and the clock."""
+
+    portfolio: Portfolio
+    now: datetime
+
+
+class RiskRule(Protocol):
+    name: str
+
+    def parameters(self) -> dict[str, str]: ...
+
+    def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict: ...
+
+    def record(self, decision: RiskDecision) -> None:
+        """See every decision made (approved or not), for rules that remember."""
+        ...
+
+
+def reduces_position(signal: TradeSignal, portfolio: Portfolio) -> bool:
+    """True when the signal only shrinks the current position, counting orders
+    already in flight in the same direction."""
+    held = portfolio.quantity(signal.symbol)
+    if signal.side is Side.SELL:
+        available = held - portfolio.in_flight_quantity(signal.symbol, Side.SELL)
+        return held > 0 and signal.quantity <= available
+    covering = -held - portfolio.in_flight_quantity(signal.symbol, Side.BUY)
+    return held < 0 and signal.quantity <= covering
+
+
+class _Stateless:
+    def record(self, decision: RiskDecision) -> None:
+        pass
+
+
+class MaxPositionSizeRule(_Stateless):
+    """The position after this order, valued at the signal's price, must not exceed
+    `max_position_pct` of account equity. "The position after" counts the filled
+    position plus every order in flight in the same direction, so two quick
+    signals cannot together slip past the limit."""
+
+    name = "MaxPositionSizeRule"
+
+    def __init__(self, max_position_pct: Decimal = Decimal("0.05")) -> None:
+        self.max_position_pct = max_position_pct
+
+    def parameters(self) -> dict[str, str]:
+        return {"max_position_pct": str(self.max_position_pct)}
+
+    def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
+        portfolio = ctx.portfolio
+        if reduces_position(signal, portfolio):
+            return RuleVerdict(self.name, True, REDUCES_POSITION)
+        equity = portfolio.equity()
+        limit = (equity * self.max_position_pct).quantize(Decimal("0.01"))
+        direction = 1 if signal.side is Side.BUY else -1
+        exposure = (
+            portfolio.quantity(signal.symbol) * direction
+            + portfolio.in_flight_quantity(signal.symbol, signal.side)
+            + signal.quantity
+        )
+        price = signal.limit_price or signal.reference_price
+        notional = (exposure * price).quantize(Decimal("0.01"))
+        detail = f"notional={notional} limit={limit}"
+        if equity <= 0:
+            return RuleVerdict(self.name, False, "NO_EQUITY", f"equity={equity}")
+        if notional > limit:
+            return RuleVerdict(self.name, False, "POSITION_SIZE_EXCEEDS_LIMIT", detail)
+        return RuleVerdict(self.name, True, OK, detail)
+
+
+class MaxPositionsPerSymbolRule(_Stateless):
+    """At most `max_positions` open entries in one symbol.
+
+    An *open entry* is an order in the position's direction that is part of the
+    current position: each one that has filled (wholly or partly) since the
+    position was last flat, plus each one still in flight with nothing filled
+    yet. A buy that would make a third entry into a long is refused; closing
+    the position to flat starts the count again.
+    """
+
+    name = "MaxPositionsPerSymbolRule"
+
+    def __init__(self, max_positions: int = 2) -> None:
+        self.max_positions = max_positions
+
+    def parameters(self) -> dict[str, str]:
+        return {"max_positions": str(self.max_positions)}
+
+    def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
+        portfolio = ctx.portfolio
+        if reduces_position(signal, portfolio):
+            return RuleVerdict(self.name, True, REDUCES_POSITION)
+        held = portfolio.quantity(signal.symbol)
+        same_way = held == 0 or (held > 0) == (signal.side is Side.BUY)
+        filled_entries = portfolio.entries(signal.symbol) if same_way and held else 0
+        pending = sum(
+            1 for o in portfolio.in_flight(signal.symbol, signal.side) if not o.filled_quantity
+        )
+        open_entries = filled_entries + pending
+        detail = f"open={open_entries} limit={self.max_positions}"
+        if open_entries >= self.max_positions:
+            return RuleVerdict(self.name, False, "MAX_POSITIONS_PER_SYMBOL", detail)
+        return RuleVerdict(self.name, True, OK, detail)
+
+
+class DuplicateSignalRule:
+    """Refuses a signal with the same source, symbol and side as one *approved*
+    less than `window` ago (by the core's clock). Rejected signals do not start
+    a window, so a signal refused for a passing reason can be sent again."""
+
+    name = "DuplicateSignalRule"
+
+    def __init__(self, window: timedelta = timedelta(seconds=60)) -> None:
+        self.window = window
+        self._approved_at: dict[tuple[str, str, Side], datetime] = {}
+
+    def parameters(self) -> dict[str, str]:
+        return {"window_seconds": str(int(self.window.total_seconds()))}
+
+    def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
+        previous = self._approved_at.get((signal.source, signal.symbol, signal.side))
+        if previous is not None and ctx.now - previous < self.window:
+            age = (ctx.now - previous).total_seconds()
+            detail = (
+                f"same signal approved {age:.1f}s ago, window={self.window.total_seconds():.0f}s"
+            )
+            return RuleVerdict(self.name, False, "DUPLICATE_SIGNAL", detail)
+        return RuleVerdict(self.name, True, OK)
+
+    def record(self, decision: RiskDecision) -> None:
+        if decision.approved:
+            s = decision.signal
+            self._approved_at[(s.source, s.symbol, s.side)] = decision.decided_at
+
+
+class MarketHoursRule(_Stateless):
+    """The core's clock must be inside a regular NYSE session, as the
+    exchange-calendars package defines it: holidays and early closes included."""
+
+    name = "MarketHoursRule"
+
+    def __init__(self, calendar: Any) -> None:
+        self.calendar = calendar
+
+    def parameters(self) -> dict[str, str]:
+        return {"calendar": str(self.calendar.name)}
+
+    def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
+        minute = pd.Timestamp(ctx.now).floor("min")
+        when = ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            is_open = bool(self.calendar.is_open_on_minute(minute))
+        except ValueError:
+            first, last = self.calendar.first_session.date(), self.calendar.last_session.date()
+            detail = f"{when} is outside the calendar's range {first}..{last}"
+            return RuleVerdict(self.name, False, "MARKET_CALENDAR_OUT_OF_RANGE", detail)
+        if not is_open:
+            detail = f"{when} is outside the {self.calendar.name} regular session"
+            return RuleVerdict(self.name, False, "OUTSIDE_MARKET_HOURS", detail)
+        return RuleVerdict(self.name, True, OK, f"{when} in session")
+
+
+class MinConfidenceRule(_Stateless):
+    """The signal's confidence must be at least `min_confidence`."""
+
+    name = "MinConfidenceRule"
+
+    def __init__(self, min_confidence: float = 0.6) -> None:
+        self.min_confidence = min_confidence
+
+    def parameters(self) -> dict[str, str]:
+        return {"min_confidence": f"{self.min_confidence:.2f}"}
+
+    def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
+        detail = f"confidence={signal.confidence:.2f} minimum={self.min_confidence:.2f}"
+        if signal.confidence < self.min_confidence:
+            return RuleVerdict(self.name, False, "CONFIDENCE_BELOW_MINIMUM", detail)
+        return RuleVerdict(self.name, True, OK, detail)

@@ -1,0 +1,144 @@
+"""The strategy engine: runs every tick of a journaled batch through the active
+strategies for its symbol, sizes their intents and publishes `SignalGenerated`.
+
+This loop is the hot path. Per tick it does one dict write (last price), one
+dict lookup (who wants this symbol) and, for each interested strategy, one
+call; no allocation, logging, Decimal or I/O unless a strategy asks to trade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from domain.errors import NotFound
+from domain.events import Envelope, MarketDataReceived, SignalGenerated, StrategyStateChanged
+from domain.signals import TradeSignal
+from engines.bus import Sequencer
+from engines.market import MarketPrices
+from engines.strategy.base import BaseStrategy, SignalIntent, StrategyStateStore
+from engines.strategy.sizing import FractionOfEquitySizer
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyInfo:
+    name: str
+    active: bool
+    symbols: list[str]
+    parameters: dict[str, str]
+    signals: int
+
+
+class StrategyEngine:
+    def __init__(
+        self,
+        bus: Sequencer,
+        prices: MarketPrices,
+        sizer: FractionOfEquitySizer,
+        strategies: list[BaseStrategy],
+    ) -> None:
+        self._bus = bus
+        self._prices = prices
+        self._sizer = sizer
+        self._states = StrategyStateStore()
+        self._strategies = {s.name: s for s in strategies}
+        self._active = set(self._strategies)
+        self._signals = dict.fromkeys(self._strategies, 0)
+        self._routes: dict[str, list[tuple[BaseStrategy, Any]]] = {}
+        self._rebuild_routes()
+        bus.subscribe(MarketDataReceived, self.on_market_data)
+        bus.subscribe(StrategyStateChanged, self.on_strategy_state_changed)
+
+    # --- operator commands (run inside the sequencer) -----------------------------
+
+    def set_active(self, name: str, active: bool, changed_by: str) -> StrategyInfo:
+        if name not in self._strategies:
+            known = ", ".join(sorted(self._strategies)) or "none"
+            raise NotFound(f"no strategy named {name!r} (registered: {known})")
+        if (name in self._active) != active:
+            self._bus.publish(StrategyStateChanged(name, active, changed_by))
+        return self.info(name)
+
+    def on_strategy_state_changed(self, envelope: Envelope) -> None:
+        event = envelope.event
+        assert isinstance(event, StrategyStateChanged)
+        if event.active:
+            self._active.add(event.name)
+        else:
+            self._active.discard(event.name)
+        self._rebuild_routes()
+
+    def info(self, name: str) -> StrategyInfo:
+        s = self._strategies[name]
+        return StrategyInfo(
+            name,
+            name in self._active,
+            s.get_required_symbols(),
+            s.parameters(),
+            self._signals[name],
+        )
+
+    def list(self) -> list[StrategyInfo]:
+        return [self.info(name) for name in sorted(self._strategies)]
+
+    def _rebuild_routes(self) -> None:
+        routes: dict[str, list[tuple[BaseStrategy, Any]]] = {}
+        for name in sorted(self._active):
+            strategy = self._strategies[name]
+            for symbol in strategy.get_required_symbols():
+                routes.setdefault(symbol, []).append(
+                    (strategy, self._states.state_for(strategy, symbol))
+                )
+        self._routes = routes
+
+    # --- the hot path ----------------------------------------------------------------
+
+    def on_market_data(self, envelope: Envelope) -> None:
+        event = envelope.event
+        assert isinstance(event, MarketDataReceived)
+        batch = event.batch
+        last = self._prices.last
+        routes = self._routes
+        observe = self._bus.clock.observe
+        index = 0
+        for symbol, price, ts in zip(batch.symbols, batch.prices, batch.timestamps_ns, strict=True):
+            last[symbol] = price
+            route = routes.get(symbol)
+            if route is not None:
+                for strategy, state in route:
+                    intent = strategy.process_market_event(symbol, price, ts, state)
+                    if intent is not None:
+                        observe(ts)
+                        self._emit(strategy, intent, symbol, price, envelope.seq, index)
+            index += 1
+        if batch.timestamps_ns:
+            observe(batch.timestamps_ns[-1])
+
+    def _emit(
+        self,
+        strategy: BaseStrategy,
+        intent: SignalIntent,
+        symbol: str,
+        price: float,
+        batch_seq: int,
+        tick_index: int,
+    ) -> None:
+        reference = Decimal(repr(price))
+        allow_short = bool(getattr(strategy, "allow_short", False))
+        quantity = self._sizer.quantity(symbol, intent.side, reference, allow_short)
+        if quantity <= 0:
+            return  # long-only and flat: a sell signal has nothing to sell
+        self._signals[strategy.name] += 1
+        signal = TradeSignal(
+            signal_id=f"s{batch_seq}.{tick_index}.{strategy.name}",
+            source=f"strategy:{strategy.name}",
+            symbol=symbol,
+            side=intent.side,
+            quantity=quantity,
+            reference_price=reference,
+            confidence=intent.confidence,
+            rationale=intent.rationale,
+            created_at=self._bus.clock.now(),
+        )
+        self._bus.publish(SignalGenerated(signal, tick_index), caused_by=batch_seq)

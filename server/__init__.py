@@ -1,0 +1,1 @@
+"""The gRPC edge: servicer, auth, validation, translation, wiring, entry point."""

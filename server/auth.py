@@ -1,0 +1,80 @@
+"""Bearer-token authentication for every RPC except health and reflection."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from domain.errors import Unauthenticated
+
+OPEN_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+
+class Authenticator:
+    """Maps bearer tokens to principals, comparing in constant time."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        if not tokens:
+            raise ValueError("at least one token is needed")
+        self._tokens = [(t.encode(), principal) for t, principal in tokens.items()]
+
+    def principal(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+        header = next((v for k, v in metadata or () if k == "authorization"), None)
+        if header is None:
+            raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+        text = header.decode() if isinstance(header, bytes) else header
+        scheme, _, token = text.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+        presented = token.strip().encode()
+        found = None
+        for known, principal in self._tokens:
+            # Compare against every token so timing does not reveal which one matched.
+            if hmac.compare_digest(presented, known):
+                found = principal
+        if found is None:
+            raise Unauthenticated("the bearer token is not valid")
+        return found
+
+    def of(self, context: grpc.ServicerContext) -> str:
+        return self.principal(context.invocation_metadata())  # type: ignore[arg-type]
+
+
+def _refusing(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+    def refuse(request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse)
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or method.startswith(OPEN_SERVICES):
+            return handler
+        try:
+            self._auth.principal(handler_call_details.invocation_metadata)  # type: ignore[attr-defined]
+        except Unauthenticated as exc:
+            return _refusing(handler, str(exc))
+        return handler

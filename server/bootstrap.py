@@ -1,0 +1,171 @@
+"""The composition root: settings in, a running service out. Nothing else in the
+project reads the environment or opens a database."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import exchange_calendars
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
+
+from audit.codec import record_to_envelope
+from audit.records import AuditQuery, EventStore
+from brokers.paper.adapter import PaperBroker
+from brokers.paper.config import PaperBrokerConfig
+from domain.events import Envelope, OrderUpdated, StrategyStateChanged, TradingStateChanged
+from domain.risk import TradingState, TradingStatus
+from engines.bus import Sequencer
+from engines.clock import clock_from_name, ns_to_datetime
+from engines.core import Core
+from engines.execution.engine import ExecutionEngine
+from engines.market import MarketPrices
+from engines.portfolio import Portfolio
+from engines.risk.engine import RiskConfig, RiskEngine, default_rules
+from engines.strategy.engine import StrategyEngine
+from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
+from engines.strategy.sizing import FractionOfEquitySizer
+from server.auth import Authenticator, AuthInterceptor
+from server.event_stream import EventHub
+from server.servicer import TradingServicer
+from server.settings import Settings
+from server.validation import NS, MarketBatchReader
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = trading_service_pb2.DESCRIPTOR.services_by_name["TradingService"].full_name
+CALENDAR_START = "1990-01-01"
+
+
+def load_calendar() -> Any:
+    """The NYSE calendar from exchange-calendars, from 1990 to a year ahead."""
+    return exchange_calendars.get_calendar("XNYS", start=CALENDAR_START)
+
+
+def open_store(database_url: str) -> EventStore:
+    from audit.sql_store import SqlAlchemyEventStore
+
+    return SqlAlchemyEventStore(database_url)
+
+
+def build_core(settings: Settings, store: EventStore, calendar: Any) -> Core:
+    bus = Sequencer(store, clock_from_name(settings.trading_clock))
+    prices = MarketPrices()
+    broker = PaperBroker(
+        prices.last_price,
+        PaperBrokerConfig(
+            starting_cash=settings.paper_starting_cash, slippage_bps=settings.paper_slippage_bps
+        ),
+    )
+    portfolio = Portfolio(prices)
+    execution = ExecutionEngine(bus, broker)
+    portfolio.seed(execution.account(), execution.positions())
+    bus.subscribe(OrderUpdated, portfolio.on_order_updated)
+    strategy = MovingAverageCrossoverStrategy(symbols=settings.trading_strategy_symbols)
+    strategies = StrategyEngine(bus, prices, FractionOfEquitySizer(portfolio), [strategy])
+    initial = TradingStatus(TradingState.ACTIVE, "system", "started", ns_to_datetime(0))
+    risk = RiskEngine(bus, portfolio, default_rules(RiskConfig(), calendar), initial)
+    core = Core(bus, prices, portfolio, strategies, risk, execution)
+    _restore(core, store)
+    return core
+
+
+def _restore(core: Core, store: EventStore) -> None:
+    """Operator decisions survive a restart: the last trading state and each
+    strategy's activation are read back from the audit log (not re-journaled)."""
+    query = AuditQuery(event_types=frozenset({"TradingStateChanged", "StrategyStateChanged"}))
+    handlers = {
+        TradingStateChanged: core.risk.on_trading_state_changed,
+        StrategyStateChanged: core.strategies.on_strategy_state_changed,
+    }
+    for record in store.query(query):
+        envelope: Envelope = record_to_envelope(record)
+        handlers[type(envelope.event)](envelope)  # type: ignore[index]
+
+
+@dataclass
+class Service:
+    """A running service: the gRPC server and what it was built from."""
+
+    server: grpc.Server
+    port: int
+    core: Core
+    store: EventStore
+    hub: EventHub
+    health: health.HealthServicer
+
+    def stop(self, grace: float | None = 2.0) -> None:
+        self.hub.close()
+        self.server.stop(grace).wait()
+        self.store.close()
+
+
+def create_server(
+    settings: Settings,
+    address: str,
+    *,
+    token: str,
+    store: EventStore | None = None,
+    calendar: Any = None,
+) -> Service:
+    """Build everything and bind `address` (port 0 picks a free one); not started yet."""
+    store = store or open_store(settings.database_url)
+    core = build_core(settings, store, calendar if calendar is not None else load_calendar())
+    auth = Authenticator({token: "operator"})
+    hub = EventHub(store)
+    reader = MarketBatchReader(
+        require_timestamp=settings.trading_clock == "event",
+        max_future_skew_ns=settings.max_future_skew_seconds * NS,
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
+        interceptors=[AuthInterceptor(auth)],
+    )
+    trading_service_pb2_grpc.add_TradingServiceServicer_to_server(
+        TradingServicer(core, store, hub, auth, reader), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    _report_health(core, health_servicer)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    return Service(server, port, core, store, hub, health_servicer)
+
+
+def _report_health(core: Core, health_servicer: health.HealthServicer) -> None:
+    """The process is SERVING while up; the trading service is NOT_SERVING while halted."""
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    health_servicer.set("", serving)
+
+    def update(_: Envelope | None = None) -> None:
+        state = serving if core.risk.active else not_serving
+        health_servicer.set(SERVICE_NAME, state)
+
+    core.bus.subscribe(TradingStateChanged, update)
+    update()
+
+
+def resolve_token(settings: Settings) -> str:
+    """TRADING_API_KEY, or a fresh token printed once so the operator can use it."""
+    if settings.trading_api_key is not None and settings.trading_api_key.get_secret_value():
+        return settings.trading_api_key.get_secret_value()
+    token = secrets.token_urlsafe(32)
+    print(
+        f"TRADING_API_KEY is not set; this run's token is:\n  {token}\n"
+        "Send it as 'authorization: Bearer <token>'.",
+        file=sys.stderr,
+        flush=True,
+    )
+    return token

@@ -1,0 +1,378 @@
+"""trading.v1.TradingService: validate, translate, hand one input to the core, answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+
+import grpc
+from trading.v1 import trading_service_pb2 as pb
+from trading.v1 import trading_service_pb2_grpc as pb_grpc
+
+from audit.records import AuditQuery, EventStore
+from domain import events as ev
+from domain.errors import InvalidInput
+from domain.orders import Order, OrderStatus
+from domain.risk import TradingState
+from engines.core import Core
+from server import translate as tr
+from server import validation
+from server.auth import Authenticator
+from server.errors import maps_domain_errors
+from server.event_stream import EventHub
+
+VERSION = "0.1.0"
+
+
+class TradingServicer(pb_grpc.TradingServiceServicer):
+    def __init__(
+        self,
+        core: Core,
+        store: EventStore,
+        hub: EventHub,
+        auth: Authenticator,
+        reader: validation.MarketBatchReader,
+    ) -> None:
+        self._core = core
+        self._store = store
+        self._hub = hub
+        self._auth = auth
+        self._reader = reader
+
+    # --- status ------------------------------------------------------------------
+
+    @maps_domain_errors
+    def GetStatus(
+        self, request: pb.GetStatusRequest, context: grpc.ServicerContext
+    ) -> pb.GetStatusResponse:
+        core = self._core
+        with core.bus.reading():
+            strategies = core.strategies.list()
+            active = sum(s.active for s in strategies)
+            risk, execution = core.risk, core.execution
+            open_orders = len(execution.orders(open_only=True))
+            store_ok = getattr(self._store, "healthy", True)
+            components = [
+                pb.ComponentHealth(
+                    name="strategy", healthy=True, detail=f"{active} of {len(strategies)} active"
+                ),
+                pb.ComponentHealth(
+                    name="risk", healthy=True, detail=f"trading {risk.trading.state.value}"
+                ),
+                pb.ComponentHealth(
+                    name="execution", healthy=True, detail=f"{open_orders} open orders"
+                ),
+                pb.ComponentHealth(
+                    name="broker", healthy=execution.broker_healthy(), detail=execution.broker_name
+                ),
+                pb.ComponentHealth(
+                    name="audit",
+                    healthy=bool(store_ok),
+                    detail=f"last seq {self._store.last_seq()}",
+                ),
+            ]
+            counters = pb.Counters(
+                market_events=core.stats.market_events,
+                signals=sum(s.signals for s in strategies),
+                approvals=risk.stats.approvals,
+                rejections=risk.stats.rejections,
+                orders=execution.stats.submitted,
+                fills=execution.stats.filled,
+                audit_events=self._store.last_seq(),
+            )
+            return pb.GetStatusResponse(
+                components=components,
+                trading=tr.trading_status_to_proto(risk.trading),
+                counters=counters,
+                clock=core.bus.clock.name,
+                now=tr.timestamp(core.bus.clock.now()),
+                broker=execution.broker_name,
+                version=VERSION,
+            )
+
+    # --- strategies ----------------------------------------------------------------
+
+    @maps_domain_errors
+    def ListStrategies(
+        self, request: pb.ListStrategiesRequest, context: grpc.ServicerContext
+    ) -> pb.ListStrategiesResponse:
+        with self._core.bus.reading():
+            return pb.ListStrategiesResponse(
+                strategies=[tr.strategy_to_proto(s) for s in self._core.strategies.list()]
+            )
+
+    def _set_strategy(self, name: str, active: bool, context: grpc.ServicerContext) -> pb.Strategy:
+        if not name:
+            raise InvalidInput("name is empty: give a strategy name (see ListStrategies)")
+        info = self._core.set_strategy_active(name, active, self._auth.of(context))
+        return tr.strategy_to_proto(info)
+
+    @maps_domain_errors
+    def ActivateStrategy(
+        self, request: pb.ActivateStrategyRequest, context: grpc.ServicerContext
+    ) -> pb.ActivateStrategyResponse:
+        return pb.ActivateStrategyResponse(strategy=self._set_strategy(request.name, True, context))
+
+    @maps_domain_errors
+    def DeactivateStrategy(
+        self, request: pb.DeactivateStrategyRequest, context: grpc.ServicerContext
+    ) -> pb.DeactivateStrategyResponse:
+        return pb.DeactivateStrategyResponse(
+            strategy=self._set_strategy(request.name, False, context)
+        )
+
+    # --- risk ----------------------------------------------------------------------
+
+    @maps_domain_errors
+    def GetRiskStatus(
+        self, request: pb.GetRiskStatusRequest, context: grpc.ServicerContext
+    ) -> pb.GetRiskStatusResponse:
+        if request.recent_decisions > 1000:
+            raise InvalidInput("recent_decisions must be at most 1000")
+        risk = self._core.risk
+        with self._core.bus.reading():
+            recent = (
+                list(risk.recent)[-request.recent_decisions :] if request.recent_decisions else []
+            )
+            return pb.GetRiskStatusResponse(
+                active=risk.active,
+                trading=tr.trading_status_to_proto(risk.trading),
+                rules=[
+                    tr.risk_pb2.RiskRule(
+                        name=rule.name,
+                        parameters=rule.parameters(),
+                        passed=risk.stats.per_rule[rule.name].passed,
+                        rejected=risk.stats.per_rule[rule.name].rejected,
+                    )
+                    for rule in risk.rules
+                ],
+                approvals=risk.stats.approvals,
+                rejections=risk.stats.rejections,
+                recent_decisions=[tr.decision_to_proto(d) for d in recent],
+            )
+
+    @maps_domain_errors
+    def ActivateRisk(
+        self, request: pb.ActivateRiskRequest, context: grpc.ServicerContext
+    ) -> pb.ActivateRiskResponse:
+        reason = validation.reason(request.reason) or "risk engine activated"
+        status = self._core.set_trading_state(TradingState.ACTIVE, self._auth.of(context), reason)
+        return pb.ActivateRiskResponse(trading=tr.trading_status_to_proto(status))
+
+    @maps_domain_errors
+    def DeactivateRisk(
+        self, request: pb.DeactivateRiskRequest, context: grpc.ServicerContext
+    ) -> pb.DeactivateRiskResponse:
+        reason = validation.reason(request.reason) or "risk engine deactivated"
+        status = self._core.set_trading_state(TradingState.HALTED, self._auth.of(context), reason)
+        return pb.DeactivateRiskResponse(trading=tr.trading_status_to_proto(status))
+
+    # --- execution -------------------------------------------------------------------
+
+    @maps_domain_errors
+    def GetExecutionStatus(
+        self, request: pb.GetExecutionStatusRequest, context: grpc.ServicerContext
+    ) -> pb.GetExecutionStatusResponse:
+        execution = self._core.execution
+        with self._core.bus.reading():
+            return pb.GetExecutionStatusResponse(
+                broker=execution.broker_name,
+                broker_healthy=execution.broker_healthy(),
+                open_orders=len(execution.orders(open_only=True)),
+                orders_submitted=execution.stats.submitted,
+                orders_filled=execution.stats.filled,
+                orders_cancelled=execution.stats.cancelled,
+                orders_rejected=execution.stats.rejected,
+            )
+
+    def _orders_page(
+        self, open_only: bool, symbol: str, page_size: int, page_token: str
+    ) -> tuple[list[Order], str]:
+        if symbol:
+            validation.symbol(symbol)
+        offset, size = validation.page(page_size, page_token)
+        with self._core.bus.reading():
+            orders = self._core.execution.orders(open_only=open_only, symbol=symbol)
+        chunk = orders[offset : offset + size]
+        next_token = str(offset + size) if offset + size < len(orders) else ""
+        return chunk, next_token
+
+    @maps_domain_errors
+    def ListActiveOrders(
+        self, request: pb.ListActiveOrdersRequest, context: grpc.ServicerContext
+    ) -> pb.ListActiveOrdersResponse:
+        orders, token = self._orders_page(
+            True, request.symbol, request.page_size, request.page_token
+        )
+        return pb.ListActiveOrdersResponse(
+            orders=[tr.order_to_proto(o) for o in orders], next_page_token=token
+        )
+
+    @maps_domain_errors
+    def ListOrderHistory(
+        self, request: pb.ListOrderHistoryRequest, context: grpc.ServicerContext
+    ) -> pb.ListOrderHistoryResponse:
+        orders, token = self._orders_page(
+            False, request.symbol, request.page_size, request.page_token
+        )
+        return pb.ListOrderHistoryResponse(
+            orders=[tr.order_to_proto(o) for o in orders], next_page_token=token
+        )
+
+    @maps_domain_errors
+    def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: grpc.ServicerContext
+    ) -> pb.CancelOrderResponse:
+        if not request.order_id:
+            raise InvalidInput("order_id is empty")
+        order = self._core.cancel_order(request.order_id)
+        self._core.bus.flush()
+        return pb.CancelOrderResponse(order=tr.order_to_proto(order))
+
+    @maps_domain_errors
+    def GetAccount(
+        self, request: pb.GetAccountRequest, context: grpc.ServicerContext
+    ) -> pb.GetAccountResponse:
+        with self._core.bus.reading():
+            return pb.GetAccountResponse(
+                account=tr.account_to_proto(self._core.execution.account())
+            )
+
+    @maps_domain_errors
+    def ListPositions(
+        self, request: pb.ListPositionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListPositionsResponse:
+        with self._core.bus.reading():
+            positions = self._core.execution.positions()
+        return pb.ListPositionsResponse(positions=[tr.position_to_proto(p) for p in positions])
+
+    # --- market data -------------------------------------------------------------------
+
+    @maps_domain_errors
+    def StreamMarketData(
+        self, request_iterator: Iterable[pb.StreamMarketDataRequest], context: grpc.ServicerContext
+    ) -> pb.StreamMarketDataResponse:
+        summary = pb.StreamMarketDataResponse()
+        principal = self._auth.of(context)
+        for index, request in enumerate(request_iterator):
+            try:
+                batch = self._reader.read(request.events, time.time_ns())
+            except InvalidInput as exc:
+                self._refuse_stream(principal, index, summary, exc)
+            caused = self._core.ingest(batch, source=f"stream:{principal}")
+            summary.events_accepted += len(batch)
+            summary.batches_accepted += 1
+            _tally(summary, caused)
+        self._core.bus.flush()  # the summary promises that all of it is durable
+        summary.last_seq = self._store.last_seq()
+        return summary
+
+    def _refuse_stream(
+        self, principal: str, index: int, summary: pb.StreamMarketDataResponse, exc: InvalidInput
+    ) -> None:
+        def record() -> None:
+            reason = f"message {index} refused: {exc}"
+            self._core.bus.publish(ev.RequestRefused("StreamMarketData", principal, reason))
+
+        self._core.bus.process(record)
+        self._core.bus.flush()
+        raise InvalidInput(
+            f"message {index} refused, nothing in it was applied: {exc}. "
+            f"The {summary.batches_accepted} messages before it ({summary.events_accepted} events) "
+            "were accepted and committed; resend from this message."
+        )
+
+    @maps_domain_errors
+    def SimulateMarketEvent(
+        self, request: pb.SimulateMarketEventRequest, context: grpc.ServicerContext
+    ) -> pb.SimulateMarketEventResponse:
+        if not request.HasField("event"):
+            raise InvalidInput("event is required")
+        batch = self._reader.read([request.event], time.time_ns())
+        caused = self._core.ingest(batch, source=f"simulate:{self._auth.of(context)}")
+        self._core.bus.flush()
+        orders: dict[str, Order] = {}
+        response = pb.SimulateMarketEventResponse(seq=caused[0].seq)
+        for envelope in caused:
+            match envelope.event:
+                case ev.SignalGenerated(signal=s):
+                    response.signals.append(tr.signal_to_proto(s))
+                case ev.RiskDecisionMade(decision=d):
+                    response.decisions.append(tr.decision_to_proto(d))
+                case ev.OrderUpdated(order=o):
+                    orders[o.order_id] = o
+        response.orders.extend(tr.order_to_proto(o) for o in orders.values())
+        return response
+
+    # --- events and audit -----------------------------------------------------------------
+
+    @maps_domain_errors
+    def SubscribeEvents(
+        self, request: pb.SubscribeEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.SubscribeEventsResponse]:
+        types = frozenset(_event_type_name(t) for t in request.types)
+        symbols = frozenset(validation.symbol(s, "symbols") for s in request.symbols)
+        for event in self._hub.subscribe(types, symbols, request.from_seq, context.is_active):
+            yield pb.SubscribeEventsResponse(event=event)
+
+    @maps_domain_errors
+    def QueryAudit(
+        self, request: pb.QueryAuditRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.QueryAuditResponse]:
+        if request.to_seq and request.from_seq > request.to_seq:
+            raise InvalidInput("from_seq must not be greater than to_seq")
+        unknown = set(request.event_types) - set(tr.EVENT_TYPE_NAMES.values())
+        if unknown:
+            known = ", ".join(sorted(tr.EVENT_TYPE_NAMES.values()))
+            raise InvalidInput(f"unknown event_types {sorted(unknown)}; known: {known}")
+        query = AuditQuery(
+            from_seq=request.from_seq or None,
+            to_seq=request.to_seq or None,
+            since=tr.datetime_from(request.since) if request.HasField("since") else None,
+            until=tr.datetime_from(request.until) if request.HasField("until") else None,
+            event_types=frozenset(request.event_types),
+            symbol=validation.symbol(request.symbol) if request.symbol else None,
+            order_id=request.order_id or None,
+            idea_id=request.idea_id or None,
+        )
+        for record in self._store.query(query):
+            if not context.is_active():
+                return
+            yield pb.QueryAuditResponse(record=tr.audit_record_to_proto(record))
+
+    @maps_domain_errors
+    def VerifyAudit(
+        self, request: pb.VerifyAuditRequest, context: grpc.ServicerContext
+    ) -> pb.VerifyAuditResponse:
+        self._core.bus.flush()
+        result = self._store.verify()
+        return pb.VerifyAuditResponse(
+            ok=result.ok,
+            checked=result.checked,
+            last_seq=result.last_seq,
+            first_bad_seq=result.first_bad_seq or 0,
+            reason=result.reason,
+        )
+
+
+def _event_type_name(value: int) -> str:
+    name = tr.EVENT_TYPE_NAMES.get(value)
+    if name is None:
+        raise InvalidInput(
+            f"types contains {value}, which is not a known EventType (UNSPECIFIED is not allowed)"
+        )
+    return name
+
+
+def _tally(summary: pb.StreamMarketDataResponse, caused: list[ev.Envelope]) -> None:
+    for envelope in caused:
+        match envelope.event:
+            case ev.SignalGenerated():
+                summary.signals += 1
+            case ev.RiskDecisionMade(decision=d):
+                if d.approved:
+                    summary.approvals += 1
+                else:
+                    summary.rejections += 1
+            case ev.OrderUpdated(order=o) if o.status is OrderStatus.NEW:
+                summary.orders += 1

@@ -1,0 +1,202 @@
+"""Domain objects to protobuf messages, and back: the only place the two meet."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from trading.v1 import (
+    audit_pb2,
+    events_pb2,
+    orders_pb2,
+    risk_pb2,
+    trading_service_pb2,
+)
+
+from audit.records import AuditRecord
+from domain import events as ev
+from domain.orders import Order, OrderStatus, OrderType, Side
+from domain.portfolio import Account, Position
+from domain.risk import RiskDecision, TradingState, TradingStatus
+from domain.signals import TradeSignal
+from engines.strategy.engine import StrategyInfo
+
+SIDE_TO_PROTO = {Side.BUY: orders_pb2.SIDE_BUY, Side.SELL: orders_pb2.SIDE_SELL}
+SIDE_FROM_PROTO = {v: k for k, v in SIDE_TO_PROTO.items()}
+ORDER_TYPE_TO_PROTO = {
+    OrderType.MARKET: orders_pb2.ORDER_TYPE_MARKET,
+    OrderType.LIMIT: orders_pb2.ORDER_TYPE_LIMIT,
+}
+ORDER_STATUS_TO_PROTO = {
+    OrderStatus.NEW: orders_pb2.ORDER_STATUS_NEW,
+    OrderStatus.ACCEPTED: orders_pb2.ORDER_STATUS_ACCEPTED,
+    OrderStatus.PARTIALLY_FILLED: orders_pb2.ORDER_STATUS_PARTIALLY_FILLED,
+    OrderStatus.FILLED: orders_pb2.ORDER_STATUS_FILLED,
+    OrderStatus.CANCELLED: orders_pb2.ORDER_STATUS_CANCELLED,
+    OrderStatus.REJECTED: orders_pb2.ORDER_STATUS_REJECTED,
+    OrderStatus.EXPIRED: orders_pb2.ORDER_STATUS_EXPIRED,
+}
+TRADING_STATE_TO_PROTO = {
+    TradingState.ACTIVE: risk_pb2.TRADING_STATE_ACTIVE,
+    TradingState.HALTED: risk_pb2.TRADING_STATE_HALTED,
+}
+# Event classes by the EventType a subscriber filters on.
+EVENT_TYPE_TO_PROTO: dict[type[object], int] = {
+    ev.MarketDataReceived: events_pb2.EVENT_TYPE_MARKET_DATA,
+    ev.SignalGenerated: events_pb2.EVENT_TYPE_SIGNAL,
+    ev.RiskDecisionMade: events_pb2.EVENT_TYPE_RISK_DECISION,
+    ev.OrderUpdated: events_pb2.EVENT_TYPE_ORDER,
+    ev.TradingStateChanged: events_pb2.EVENT_TYPE_TRADING_STATE,
+    ev.StrategyStateChanged: events_pb2.EVENT_TYPE_STRATEGY_STATE,
+    ev.RequestRefused: events_pb2.EVENT_TYPE_REQUEST_REFUSED,
+}
+EVENT_TYPE_NAMES: dict[int, str] = {v: k.__name__ for k, v in EVENT_TYPE_TO_PROTO.items()}
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def datetime_from(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def signal_to_proto(s: TradeSignal) -> risk_pb2.TradeSignal:
+    return risk_pb2.TradeSignal(
+        signal_id=s.signal_id,
+        source=s.source,
+        symbol=s.symbol,
+        side=SIDE_TO_PROTO[s.side],
+        quantity=str(s.quantity),
+        reference_price=str(s.reference_price),
+        confidence=s.confidence,
+        rationale=s.rationale,
+        created_at=timestamp(s.created_at),
+    )
+
+
+def decision_to_proto(d: RiskDecision) -> risk_pb2.RiskDecision:
+    return risk_pb2.RiskDecision(
+        decision_id=d.decision_id,
+        signal=signal_to_proto(d.signal),
+        approved=d.approved,
+        verdicts=[
+            risk_pb2.RuleVerdict(rule=v.rule, passed=v.passed, code=v.code, detail=v.detail)
+            for v in d.verdicts
+        ],
+        decided_at=timestamp(d.decided_at),
+    )
+
+
+def order_to_proto(o: Order) -> orders_pb2.Order:
+    return orders_pb2.Order(
+        order_id=o.order_id,
+        client_order_id=o.client_order_id,
+        decision_id=o.decision_id,
+        symbol=o.symbol,
+        side=SIDE_TO_PROTO[o.side],
+        type=ORDER_TYPE_TO_PROTO[o.order_type],
+        quantity=str(o.quantity),
+        limit_price="" if o.limit_price is None else str(o.limit_price),
+        status=ORDER_STATUS_TO_PROTO[o.status],
+        filled_quantity=str(o.filled_quantity),
+        average_fill_price=str(o.average_fill_price),
+        created_at=timestamp(o.created_at),
+        updated_at=timestamp(o.updated_at),
+        broker_order_id=o.broker_order_id,
+        history=[
+            orders_pb2.OrderStateChange(
+                status=ORDER_STATUS_TO_PROTO[h.status],
+                time=timestamp(h.at),
+                reason=h.reason,
+                fill_quantity=str(h.fill_quantity),
+                fill_price=str(h.fill_price),
+            )
+            for h in o.history
+        ],
+    )
+
+
+def trading_status_to_proto(t: TradingStatus) -> risk_pb2.TradingStatus:
+    return risk_pb2.TradingStatus(
+        state=TRADING_STATE_TO_PROTO[t.state],
+        changed_by=t.changed_by,
+        reason=t.reason,
+        changed_at=timestamp(t.changed_at),
+    )
+
+
+def account_to_proto(a: Account) -> orders_pb2.Account:
+    return orders_pb2.Account(
+        cash=str(a.cash),
+        equity=str(a.equity),
+        buying_power=str(a.buying_power),
+        currency=a.currency,
+    )
+
+
+def position_to_proto(p: Position) -> orders_pb2.Position:
+    return orders_pb2.Position(
+        symbol=p.symbol,
+        quantity=str(p.quantity),
+        average_price=str(p.average_price),
+        market_price=str(p.market_price),
+        market_value=str(p.market_value),
+        unrealized_pnl=str(p.unrealized_pnl),
+    )
+
+
+def strategy_to_proto(s: StrategyInfo) -> trading_service_pb2.Strategy:
+    return trading_service_pb2.Strategy(
+        name=s.name, active=s.active, symbols=s.symbols, parameters=s.parameters, signals=s.signals
+    )
+
+
+def envelope_to_event(e: ev.Envelope) -> events_pb2.Event:
+    out = events_pb2.Event(
+        seq=e.seq,
+        time=timestamp(e.at),
+        caused_by=e.caused_by,
+        type=EVENT_TYPE_TO_PROTO[type(e.event)],  # type: ignore[arg-type]
+    )
+    match e.event:
+        case ev.MarketDataReceived(batch=b, source=source):
+            out.market_data.CopyFrom(
+                events_pb2.MarketDataBatch(
+                    source=source, event_count=len(b), symbols=sorted(set(b.symbols))
+                )
+            )
+        case ev.SignalGenerated(signal=s):
+            out.signal.CopyFrom(signal_to_proto(s))
+        case ev.RiskDecisionMade(decision=d):
+            out.risk_decision.CopyFrom(decision_to_proto(d))
+        case ev.OrderUpdated(order=o):
+            out.order.CopyFrom(order_to_proto(o))
+        case ev.TradingStateChanged(status=t):
+            out.trading_status.CopyFrom(trading_status_to_proto(t))
+        case ev.StrategyStateChanged(name=name, active=active, changed_by=by):
+            out.strategy_state.CopyFrom(
+                events_pb2.StrategyStateChange(name=name, active=active, changed_by=by)
+            )
+        case ev.RequestRefused(method=method, principal=principal, reason=reason):
+            out.request_refused.CopyFrom(
+                events_pb2.RequestRefusal(method=method, principal=principal, reason=reason)
+            )
+    return out
+
+
+def audit_record_to_proto(r: AuditRecord) -> audit_pb2.AuditRecord:
+    return audit_pb2.AuditRecord(
+        seq=r.seq,
+        recorded_at=timestamp(r.recorded_at),
+        event_type=r.event_type,
+        caused_by=r.caused_by,
+        symbol=r.symbol or "",
+        order_id=r.order_id or "",
+        idea_id=r.idea_id or "",
+        payload_json=r.payload,
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )
