@@ -10,16 +10,20 @@ flushing.) Listeners run synchronously inside `flush`, on the caller's thread.
 `simulate_outage()` / `end_outage()` play the database going away and coming
 back: `flush` raises Unavailable, `healthy` turns False and health listeners
 hear about it, while appended rows wait, in order, for the next good flush.
+A listener that raises is logged and skipped, as in the SQL store.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator
 
 from audit.chain import GENESIS, HealthListener, check_query, seal, walk
 from audit.records import AuditQuery, AuditRecord, CommitListener, NewRecord, VerifyResult
 from domain.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 
 def matches(record: AuditRecord, query: AuditQuery) -> bool:
@@ -64,7 +68,11 @@ class InMemoryEventStore:
         batch, self._pending = self._pending, []
         self._committed.extend(batch)
         for listener in self._listeners:
-            listener(batch)
+            try:
+                listener(batch)
+            except Exception:
+                # As in the SQL store: the rows are committed, a listener's bug is only logged.
+                log.exception("audit commit listener %r failed", listener)
 
     def last_seq(self) -> int:
         return len(self._committed) + len(self._pending)

@@ -76,9 +76,17 @@ def to_market_events(bars: Iterable[Bar]) -> list[market_pb2.MarketEvent]:
 
 
 def batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
-    """Consecutive lists of `size` items (the last one may be shorter), lazily."""
+    """Consecutive lists of `size` items (the last one may be shorter), lazily.
+
+    A size below 1 raises ValueError here, not at the first batch, so the
+    mistake surfaces before any item is consumed or sent.
+    """
     if size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
+    return _batches(items, size)
+
+
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     batch: list[_T] = []
     for item in items:
         batch.append(item)

@@ -27,6 +27,7 @@ interceptor, so it works the same on a channel the caller built (an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -252,6 +253,13 @@ class AsyncServerStream(Generic[_T]):
             return await self._next_item()
         except grpc.RpcError as error:
             if self._cancel_requested and _cancelled(error):
+                raise StopAsyncIteration from None
+            raise
+        except asyncio.CancelledError:
+            # grpc.aio reports a locally cancelled call as CancelledError; swallow it
+            # only when cancel() asked for it and this task itself is not being cancelled.
+            task = asyncio.current_task()
+            if self._cancel_requested and (task is None or not task.cancelling()):
                 raise StopAsyncIteration from None
             raise
 

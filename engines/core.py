@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.events import Envelope, MarketDataReceived
+from domain.events import Envelope
 from domain.market import MarketBatch
 from domain.orders import Order
 from domain.risk import TradingState, TradingStatus
@@ -43,15 +43,14 @@ class Core:
         self.stats = CoreStats()
 
     def ingest(self, batch: MarketBatch, source: str) -> list[Envelope]:
-        """Journal a batch of market data, then run it through the strategies."""
+        """Stage a batch of market data for the journal and run it through the strategies."""
 
         def work() -> None:
-            self.bus.clock.observe(batch.timestamps_ns[0])
             self.stats.market_events += len(batch)
             self.stats.batches += 1
-            self.bus.publish(MarketDataReceived(batch, source))
+            self.strategies.on_market_data(batch, source)
 
-        return self.bus.process(work)[1]
+        return self.bus.process(work, market_data=True)[1]
 
     def set_strategy_active(self, name: str, active: bool, by: str) -> StrategyInfo:
         return self.bus.process(lambda: self.strategies.set_active(name, active, by))[0]

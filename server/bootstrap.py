@@ -18,6 +18,7 @@ from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
 
 from audit.codec import record_to_envelope
 from audit.records import AuditQuery, EventStore
+from brokers.base import Broker
 from brokers.paper.adapter import PaperBroker
 from brokers.paper.config import PaperBrokerConfig
 from domain.events import Envelope, OrderUpdated, StrategyStateChanged, TradingStateChanged
@@ -55,15 +56,20 @@ def open_store(database_url: str) -> EventStore:
     return SqlAlchemyEventStore(database_url)
 
 
-def build_core(settings: Settings, store: EventStore, calendar: Any) -> Core:
+def build_core(
+    settings: Settings, store: EventStore, calendar: Any, broker: Broker | None = None
+) -> Core:
+    """The deterministic core on `store`; the paper broker unless one is given."""
     bus = Sequencer(store, clock_from_name(settings.trading_clock))
     prices = MarketPrices()
-    broker = PaperBroker(
-        prices.last_price,
-        PaperBrokerConfig(
-            starting_cash=settings.paper_starting_cash, slippage_bps=settings.paper_slippage_bps
-        ),
-    )
+    if broker is None:
+        broker = PaperBroker(
+            prices.last_price,
+            PaperBrokerConfig(
+                starting_cash=settings.paper_starting_cash,
+                slippage_bps=settings.paper_slippage_bps,
+            ),
+        )
     portfolio = Portfolio(prices)
     execution = ExecutionEngine(bus, broker)
     portfolio.seed(execution.account(), execution.positions())

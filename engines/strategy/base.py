@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,24 @@ class BaseStrategy(ABC):
         self, symbol: str, price: float, timestamp_ns: int, state: Any
     ) -> SignalIntent | None:
         """Update `state` with one tick; return an intent when the strategy wants to trade."""
+
+    def process_market_events(
+        self,
+        symbol: str,
+        prices: Sequence[float],
+        timestamps_ns: Sequence[int],
+        state: Any,
+    ) -> list[tuple[int, SignalIntent]]:
+        """Run a batch of one symbol's ticks, oldest first; return (position in the
+        batch, intent) for each tick that produced one. Override it when a loop
+        with local variables beats one call per tick (the engine always calls this).
+        Strategies never see the portfolio, so running ahead within a batch is safe."""
+        crossings = []
+        for k, (price, ts) in enumerate(zip(prices, timestamps_ns, strict=True)):
+            intent = self.process_market_event(symbol, price, ts, state)
+            if intent is not None:
+                crossings.append((k, intent))
+        return crossings
 
     @abstractmethod
     def parameters(self) -> dict[str, str]:

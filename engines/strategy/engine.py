@@ -8,14 +8,16 @@ call; no allocation, logging, Decimal or I/O unless a strategy asks to trade.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from domain.errors import NotFound
-from domain.events import Envelope, MarketDataReceived, SignalGenerated, StrategyStateChanged
+from domain.events import Envelope, SignalGenerated, StrategyStateChanged
+from domain.market import MarketBatch
 from domain.signals import TradeSignal
-from engines.bus import Sequencer
+from engines.bus import JOURNAL_TICKS, Sequencer
 from engines.market import MarketPrices
 from engines.strategy.base import BaseStrategy, SignalIntent, StrategyStateStore
 from engines.strategy.sizing import FractionOfEquitySizer
@@ -47,7 +49,6 @@ class StrategyEngine:
         self._signals = dict.fromkeys(self._strategies, 0)
         self._routes: dict[str, list[tuple[BaseStrategy, Any]]] = {}
         self._rebuild_routes()
-        bus.subscribe(MarketDataReceived, self.on_market_data)
         bus.subscribe(StrategyStateChanged, self.on_strategy_state_changed)
 
     # --- operator commands (run inside the sequencer) -----------------------------
@@ -94,26 +95,49 @@ class StrategyEngine:
 
     # --- the hot path ----------------------------------------------------------------
 
-    def on_market_data(self, envelope: Envelope) -> None:
-        event = envelope.event
-        assert isinstance(event, MarketDataReceived)
-        batch = event.batch
+    def on_market_data(self, batch: MarketBatch, source: str) -> None:
+        """Two passes, same result as tick-by-tick:
+
+        1. each strategy runs over its symbol's ticks in one call (strategies never
+           see the portfolio, so they may run ahead within the batch);
+        2. if any tick caused a crossing, the staged market data is journaled, and
+           the crossings are replayed in tick order: last prices are brought up to
+           the crossing's tick, the clock is moved to its time, and the signal is
+           sized and published, so sizing and risk see the world as of that tick.
+        """
+        symbols, prices, stamps = batch.symbols, batch.prices, batch.timestamps_ns
+        self._bus.clock.observe(stamps[0])
+        offset = self._bus.stage_market_data(batch, source)
+        crossings: list[tuple[int, int, BaseStrategy, str, SignalIntent]] = []
+        distinct = set(symbols)
+        for symbol in sorted(distinct.intersection(self._routes)):
+            if len(distinct) == 1:
+                positions: list[int] | range = range(len(symbols))
+                own_prices: Sequence[float] = prices
+                own_stamps: Sequence[int] = stamps
+            else:
+                positions = [k for k, s in enumerate(symbols) if s == symbol]
+                own_prices = [prices[k] for k in positions]
+                own_stamps = [stamps[k] for k in positions]
+            for rank, (strategy, state) in enumerate(self._routes[symbol]):
+                for k, intent in strategy.process_market_events(
+                    symbol, own_prices, own_stamps, state
+                ):
+                    crossings.append((positions[k], rank, strategy, symbol, intent))
         last = self._prices.last
-        routes = self._routes
-        observe = self._bus.clock.observe
-        index = 0
-        for symbol, price, ts in zip(batch.symbols, batch.prices, batch.timestamps_ns, strict=True):
-            last[symbol] = price
-            route = routes.get(symbol)
-            if route is not None:
-                for strategy, state in route:
-                    intent = strategy.process_market_event(symbol, price, ts, state)
-                    if intent is not None:
-                        observe(ts)
-                        self._emit(strategy, intent, symbol, price, envelope.seq, index)
-            index += 1
-        if batch.timestamps_ns:
-            observe(batch.timestamps_ns[-1])
+        if crossings or self._bus.staged_ticks >= JOURNAL_TICKS:
+            journaled = self._bus.journal_market_data()
+            assert journaled is not None
+            done = 0
+            for index, _rank, strategy, symbol, intent in sorted(crossings, key=_tick_order):
+                last.update(zip(symbols[done : index + 1], prices[done : index + 1], strict=True))
+                done = index + 1
+                self._bus.clock.observe(stamps[index])
+                self._emit(strategy, intent, symbol, prices[index], journaled.seq, offset + index)
+            last.update(zip(symbols[done:], prices[done:], strict=True))
+        else:
+            last.update(zip(symbols, prices, strict=True))
+        self._bus.clock.observe(stamps[-1])
 
     def _emit(
         self,
@@ -121,7 +145,7 @@ class StrategyEngine:
         intent: SignalIntent,
         symbol: str,
         price: float,
-        batch_seq: int,
+        journal_seq: int,
         tick_index: int,
     ) -> None:
         reference = Decimal(repr(price))
@@ -131,7 +155,7 @@ class StrategyEngine:
             return  # long-only and flat: a sell signal has nothing to sell
         self._signals[strategy.name] += 1
         signal = TradeSignal(
-            signal_id=f"s{batch_seq}.{tick_index}.{strategy.name}",
+            signal_id=f"s{journal_seq}.{tick_index}.{strategy.name}",
             source=f"strategy:{strategy.name}",
             symbol=symbol,
             side=intent.side,
@@ -141,4 +165,8 @@ class StrategyEngine:
             rationale=intent.rationale,
             created_at=self._bus.clock.now(),
         )
-        self._bus.publish(SignalGenerated(signal, tick_index), caused_by=batch_seq)
+        self._bus.publish(SignalGenerated(signal, tick_index), caused_by=journal_seq)
+
+
+def _tick_order(crossing: tuple[int, int, BaseStrategy, str, SignalIntent]) -> tuple[int, int]:
+    return crossing[0], crossing[1]

@@ -1,0 +1,564 @@
+"""The audit log in SQLite (the default) or PostgreSQL, through SQLAlchemy Core.
+
+How a row travels:
+
+* `append()` runs on the core's thread, under the core's lock. It seals the
+  row in memory (next seq, prev_hash, hash; see audit.chain) and queues it. It
+  does no I/O, so auditing costs the hot path a hash and a deque append.
+* One writer thread commits queued rows in order, many per transaction (group
+  commit): it commits when `batch_size` rows are waiting, when `flush()` or
+  `close()` asks, or after a window of `flush_interval_s` since rows arrived.
+* After each commit the writer calls the commit listeners with the committed
+  rows in seq order, and only then releases `flush()` callers: when `flush()`
+  returns, every listener has seen every row appended before the call.
+
+Failing closed: if a commit fails, the rows stay queued, in order, and the
+writer retries (at once, then with backoff up to a second). A second
+consecutive failure marks the store unhealthy and tells the health listeners,
+so the service can halt trading; `flush()` raises Unavailable instead of
+waiting forever. When a commit succeeds again the store is healthy again and
+the backlog is committed in order. A commit whose acknowledgement was lost
+(it reached the database, the reply did not reach us) is recognised on the
+retry by the hash of the last row in the database, so no row is written twice
+and no seq is skipped.
+
+Durability: SQLite runs in WAL mode with synchronous=FULL, so a committed row
+survives power loss, not only a crash; PostgreSQL commits with its default
+fsync settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import re
+import threading
+from collections import deque
+from collections.abc import Generator, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from alembic.util.exc import CommandError
+from sqlalchemy import URL, Connection, Engine, Select, create_engine, event, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from audit.chain import GENESIS, HealthListener, check_query, seal, to_utc, walk
+from audit.chain import MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES
+from audit.migrations import upgrade_connection, use_sqlalchemy_transactions
+from audit.records import (
+    AuditQuery,
+    AuditRecord,
+    CommitListener,
+    NewRecord,
+    VerifyResult,
+)
+from audit.schema import UtcDateTime, audit_events
+from domain.errors import DomainError, Unavailable
+
+log = logging.getLogger(__name__)
+
+_EXAMPLE_URLS = "sqlite:///var/audit.db or postgresql+psycopg://user@host:5432/dbname"
+_SUPPORTED = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+_DEFAULT_DRIVER = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 1.0
+_READ_CHUNK_ROWS = 1000
+# Columns in AuditRecord's field order, so a result row is AuditRecord(*row).
+_RECORD_COLUMNS = [audit_events.c[f.name] for f in dataclasses.fields(AuditRecord)]
+
+
+class StoreConfigError(DomainError):
+    """DATABASE_URL is malformed or names a database this store cannot use."""
+
+
+class _LogDiverged(Exception):
+    """The database's last row is not one this store wrote: another writer, or a restore."""
+
+
+def _redact(raw: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line saying what went wrong, without SQL text or driver tracebacks."""
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
+def parse_url(raw: str) -> URL:
+    """Validate a DATABASE_URL for the audit store; StoreConfigError says what is wrong."""
+    try:
+        url = make_url(raw)
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise StoreConfigError(
+            f"malformed DATABASE_URL {_redact(raw)!r} ({exc}); expected e.g. {_EXAMPLE_URLS}"
+        ) from None
+    backend, _, driver = url.drivername.partition("+")
+    if (backend, driver or _DEFAULT_DRIVER.get(backend)) not in _SUPPORTED:
+        raise StoreConfigError(
+            f"unsupported DATABASE_URL scheme {url.drivername!r}; use {_EXAMPLE_URLS}"
+        )
+    if backend == "sqlite" and (not url.database or url.database == ":memory:"):
+        raise StoreConfigError(
+            "DATABASE_URL names an in-memory SQLite database, which loses the audit log "
+            "on exit; give a file, e.g. sqlite:///var/audit.db"
+        )
+    return url
+
+
+def _open_engine(url: URL, connect_timeout_s: float) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None  # parse_url refused the in-memory forms
+        folder = Path(url.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Unavailable(
+                f"audit store unavailable: cannot create folder {str(folder)!r}: {exc.strerror}"
+            ) from exc
+        engine = create_engine(url, connect_args={"timeout": connect_timeout_s})
+        use_sqlalchemy_transactions(engine)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: object) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL: readers (query, verify) and the writer do not block each other.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before it returns, so it survives power loss.
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        return engine
+    libpq_options: dict[str, Any] = {
+        "connect_timeout": max(2, round(connect_timeout_s)),  # libpq's floor is 2 s
+        "application_name": "trading-audit",
+        # Notice a peer that vanished without closing the socket (host down,
+        # network cut) in seconds rather than the kernel's ~15 minutes, so the
+        # writer fails, reports it, and retries.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+    }
+    for name in url.query:  # options spelled out in DATABASE_URL win
+        libpq_options.pop(name, None)
+    # pre_ping: readers get a live pooled connection after an outage. The writer
+    # keeps its own connection and replaces it when a commit fails.
+    return create_engine(url, connect_args=libpq_options, pool_pre_ping=True)
+
+
+_INSERT_COLUMNS = ("seq", "recorded_at", "event_type", "caused_by", "symbol", "order_id",
+                   "idea_id", "payload", "prev_hash", "hash")
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _insert_sql(engine: Engine) -> str:
+    """The writer's INSERT, with positional placeholders of the engine's driver.
+
+    The writer hands the driver plain tuples through exec_driver_sql: running
+    insert(audit_events) with a dict per row costs about half again as much
+    CPU per row in SQLAlchemy's parameter processing, CPU that the appending
+    thread then waits for under the GIL.
+    """
+    marker = _PLACEHOLDERS[engine.dialect.paramstyle]
+    return (f"INSERT INTO {audit_events.name} ({', '.join(_INSERT_COLUMNS)})"
+            f" VALUES ({', '.join([marker] * len(_INSERT_COLUMNS))})")
+
+
+class SqlAlchemyEventStore:
+    """EventStore on SQLite or PostgreSQL with group commit and fail-closed health.
+
+    Opening migrates the schema to the latest revision and continues the chain
+    from the last row in the database. It raises StoreConfigError for a bad URL
+    and Unavailable when the database cannot be reached.
+
+    `batch_size`: most rows per transaction. `flush_interval_s`: how long rows
+    may wait for company before the writer commits them unasked.
+    `flush_timeout_s`: longest `flush()` (and `close()`) waits for the
+    database before raising Unavailable. `max_pending`: most rows that may wait
+    for commit; past it `append()` raises Unavailable rather than let an outage
+    grow the process without bound. `connect_timeout_s`: per connection attempt.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        batch_size: int = 1000,
+        flush_interval_s: float = 0.005,
+        flush_timeout_s: float = 2.0,
+        max_pending: int = 100_000,
+        connect_timeout_s: float = 2.0,
+    ) -> None:
+        if batch_size < 1 or max_pending < 1:
+            raise ValueError("batch_size and max_pending must be at least 1")
+        if flush_interval_s < 0 or flush_timeout_s <= 0 or connect_timeout_s <= 0:
+            raise ValueError("flush_interval_s must be >= 0, the timeouts > 0")
+        parsed = parse_url(url)
+        self._shown_url = parsed.render_as_string(hide_password=True)
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._flush_timeout_s = flush_timeout_s
+        self._max_pending = max_pending
+        self._engine = _open_engine(parsed, connect_timeout_s)
+        self._insert_sql = _insert_sql(self._engine)
+        self._time_param = partial(UtcDateTime().process_bind_param, dialect=self._engine.dialect)
+        try:
+            last_seq, last_hash = self._migrate_and_load_head()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+        # Appender's state: touched only by the thread that appends.
+        self._next_seq = last_seq + 1
+        self._last_hash = last_hash
+
+        # Shared with the writer, under _lock. _work wakes the writer; _done
+        # wakes whoever waits for commits (flush, close).
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._done = threading.Condition(self._lock)
+        self._pending: deque[AuditRecord] = deque()
+        self._committed = (last_seq, last_hash)
+        self._flush_target = 0
+        self._attempts = 0  # commit attempts started
+        self._last_failed_attempt = 0
+        self._consecutive_failures = 0
+        self._failure = ""  # why the last attempt failed
+        self._closing = False
+        self._abandoned = False  # close() gave up waiting: the writer exits
+
+        self._listeners: tuple[CommitListener, ...] = ()
+        self._health_listeners: tuple[HealthListener, ...] = ()
+        self._health_lock = threading.Lock()  # orders health changes and their notices
+        self._healthy = True
+
+        self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._writer.start()
+
+    def _migrate_and_load_head(self) -> tuple[int, str]:
+        try:
+            with self._engine.begin() as connection:
+                upgrade_connection(connection)
+                head = connection.execute(
+                    select(audit_events.c.seq, audit_events.c.hash)
+                    .order_by(audit_events.c.seq.desc())
+                    .limit(1)
+                ).first()
+        except sa_exc.DBAPIError as exc:
+            raise Unavailable(
+                f"audit store unavailable: cannot open {self._shown_url}: {_describe(exc)}"
+            ) from exc
+        except CommandError as exc:
+            # Typically a database migrated by a newer release than this one.
+            raise StoreConfigError(
+                f"cannot migrate the audit schema of {self._shown_url}: {exc}"
+            ) from exc
+        return (head.seq, head.hash) if head is not None else (0, GENESIS)
+
+    # --- the appender's side -------------------------------------------------
+
+    def append(self, record: NewRecord) -> AuditRecord:
+        if self._closing:
+            raise Unavailable("audit store unavailable: it is closed")
+        sealed = seal(record, self._next_seq, self._last_hash)
+        with self._lock:
+            backlog = len(self._pending)
+            if backlog >= self._max_pending:
+                raise Unavailable(
+                    f"audit store unavailable: {backlog} rows are waiting for the database"
+                    f" ({self._failure or 'commits are too slow'})"
+                )
+            self._pending.append(sealed)
+            # Wake the writer when the first row arrives (to open the group-commit
+            # window) and when a batch is full; not per row, which would cost
+            # every append a context switch.
+            if backlog + 1 in (1, self._batch_size):
+                self._work.notify()
+        self._next_seq += 1
+        self._last_hash = sealed.hash
+        return sealed
+
+    def last_seq(self) -> int:
+        return self._next_seq - 1
+
+    def flush(self) -> None:
+        """Wait until every row appended before this call is committed.
+
+        Raises Unavailable when a commit attempt made after this call fails
+        and the store has failed at least twice in a row (a single failure is
+        retried at once: it is usually a connection that went stale while idle),
+        or when nothing commits within flush_timeout_s.
+        """
+        target = self._next_seq - 1
+        with self._lock:
+            if self._committed[0] >= target:
+                return
+            self._flush_target = max(self._flush_target, target)
+            started = self._attempts
+            self._work.notify()
+            self._done.wait_for(
+                lambda: self._committed[0] >= target
+                or (self._last_failed_attempt > started and self._consecutive_failures >= 2),
+                self._flush_timeout_s,
+            )
+            if self._committed[0] >= target:
+                return
+            reason = self._failure or (
+                f"no commit within {self._flush_timeout_s:g} s (database slow or unreachable)"
+            )
+        self._set_health(False, reason, unless_committed=target)
+        raise Unavailable(f"audit store unavailable: {reason}")
+
+    # --- the writer thread ---------------------------------------------------
+
+    def _urgent(self) -> bool:
+        return (
+            len(self._pending) >= self._batch_size
+            or self._flush_target > self._committed[0]
+            or self._closing
+        )
+
+    def _next_batch(self, backoff_s: float | None) -> list[AuditRecord] | None:
+        """Wait for rows worth a transaction; None when the writer should stop."""
+        with self._lock:
+            if backoff_s is not None:
+                # The database is failing: wait before retrying, unless flush()
+                # or close() asks for an attempt now.
+                self._work.wait(backoff_s)
+            else:
+                while not self._pending and not self._closing:
+                    self._work.wait()
+                if not self._urgent():
+                    # Group-commit window: more rows will likely join this transaction.
+                    self._work.wait(self._flush_interval_s)
+            if self._abandoned or not self._pending:
+                return None  # only when closing: the queue never empties otherwise
+            self._attempts += 1
+            # Peek, do not pop: the rows leave the queue only once committed.
+            return list(itertools.islice(self._pending, self._batch_size))
+
+    def _run(self) -> None:
+        connection: Connection | None = None
+        backoff_s: float | None = None  # set while commits fail
+        try:
+            while (batch := self._next_batch(backoff_s)) is not None:
+                try:
+                    if connection is None:
+                        connection = self._engine.connect()
+                    self._insert(connection, batch, reconcile=backoff_s is not None)
+                except Exception as exc:  # any failure: keep the rows, retry, fail closed
+                    if connection is not None:
+                        with contextlib.suppress(Exception):
+                            connection.invalidate()
+                        connection = None
+                    backoff_s = 0.0 if backoff_s is None else min(
+                        max(backoff_s * 2, _RETRY_FIRST_S), _RETRY_MAX_S
+                    )
+                    self._failed(exc, backoff_s)
+                    continue
+                backoff_s = None
+                self._committed_batch(batch)
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def _committed_batch(self, batch: list[AuditRecord]) -> None:
+        self._tell_listeners(batch)
+        with self._lock:
+            for _ in batch:
+                self._pending.popleft()
+            self._committed = (batch[-1].seq, batch[-1].hash)
+            self._consecutive_failures = 0
+            self._failure = ""
+        # Healthy before flush() returns, and only after _committed moved, so a
+        # flush() that timed out just now cannot mark the store down after this.
+        self._set_health(True, "")
+        with self._lock:
+            self._done.notify_all()
+
+    def _insert(self, connection: Connection, batch: list[AuditRecord], *, reconcile: bool) -> None:
+        with connection.begin():
+            rows = self._not_yet_committed(connection, batch) if reconcile else batch
+            if rows:
+                time_param = self._time_param
+                connection.exec_driver_sql(self._insert_sql, [
+                    (r.seq, time_param(r.recorded_at), r.event_type, r.caused_by, r.symbol,
+                     r.order_id, r.idea_id, r.payload, r.prev_hash, r.hash)  # _INSERT_COLUMNS
+                    for r in rows
+                ])
+
+    def _not_yet_committed(
+        self, connection: Connection, batch: list[AuditRecord]
+    ) -> list[AuditRecord]:
+        """After a failed attempt: the part of `batch` the database does not have.
+
+        The failed commit may have reached the database even though its reply
+        was lost. Commits are whole and in order, so the database holds a prefix
+        of the batch; its last row, checked by hash, says how long a prefix.
+        """
+        head = connection.execute(
+            select(audit_events.c.seq, audit_events.c.hash)
+            .order_by(audit_events.c.seq.desc())
+            .limit(1)
+        ).first()
+        db_seq, db_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
+        first = batch[0].seq
+        if db_seq == first - 1 and db_hash == self._committed[1]:
+            return batch
+        if first <= db_seq <= batch[-1].seq and batch[db_seq - first].hash == db_hash:
+            return batch[db_seq - first + 1:]
+        raise _LogDiverged(
+            f"audit log diverged: the database ends at seq {db_seq}, not at a row this "
+            f"store wrote (seq {first - 1} to {batch[-1].seq}); another writer or a restore?"
+        )
+
+    def _failed(self, exc: Exception, backoff_s: float) -> None:
+        reason = _describe(exc)
+        # A driver error is the database's doing and expected; anything else is a bug.
+        log.warning("audit commit failed, retrying in %.2f s: %s", backoff_s, reason,
+                    exc_info=not isinstance(exc, sa_exc.DBAPIError | _LogDiverged))
+        with self._lock:
+            self._consecutive_failures += 1
+            self._last_failed_attempt = self._attempts
+            self._failure = reason
+            unhealthy = self._consecutive_failures >= 2
+            self._done.notify_all()
+        if unhealthy:
+            self._set_health(False, reason)
+
+    def _tell_listeners(self, batch: list[AuditRecord]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(batch)
+            except Exception:
+                # The rows are committed; a listener's bug must not stop the log.
+                log.exception("audit commit listener %r failed", listener)
+
+    def _set_health(self, healthy: bool, reason: str, *, unless_committed: int = 0) -> None:
+        """Record and announce a change of health. `unless_committed`: a flush()
+        that gave up on seq N does not mark the store down if N got committed since."""
+        if healthy == self._healthy:
+            return
+        with self._health_lock:
+            if healthy == self._healthy or (
+                unless_committed and self._committed[0] >= unless_committed
+            ):
+                return
+            self._healthy = healthy
+            if healthy:
+                log.info("audit store %s is reachable again", self._shown_url)
+            else:
+                log.error("audit store %s is unavailable: %s", self._shown_url, reason)
+            for listener in self._health_listeners:
+                try:
+                    listener(healthy, reason)
+                except Exception:
+                    log.exception("audit health listener %r failed", listener)
+
+    # --- readers ---------------------------------------------------------------
+
+    def query(self, query: AuditQuery) -> Iterator[AuditRecord]:
+        """Committed rows matching `query`, oldest first, fetched in chunks.
+
+        The seq range is inclusive; the time range is [since, until). The
+        database is first touched on the first next(); the rows come from one
+        snapshot, so rows committed meanwhile are not part of the answer.
+        """
+        self._check_open()
+        check_query(query)
+        t = audit_events.c
+        stmt = select(*_RECORD_COLUMNS).order_by(t.seq)
+        if query.from_seq is not None:
+            stmt = stmt.where(t.seq >= query.from_seq)
+        if query.to_seq is not None:
+            stmt = stmt.where(t.seq <= query.to_seq)
+        if query.since is not None:
+            stmt = stmt.where(t.recorded_at >= to_utc("query since", query.since))
+        if query.until is not None:
+            stmt = stmt.where(t.recorded_at < to_utc("query until", query.until))
+        if query.event_types:
+            stmt = stmt.where(t.event_type.in_(sorted(query.event_types)))
+        for column, value in ((t.symbol, query.symbol), (t.order_id, query.order_id),
+                              (t.idea_id, query.idea_id)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        return self._stream(stmt)
+
+    def _stream(self, stmt: Select[Any]) -> Generator[AuditRecord, None, None]:
+        # stream_results: a server-side cursor on PostgreSQL, so a million rows
+        # never sit in this process; sqlite3 steps through rows lazily anyway.
+        try:
+            with self._engine.connect() as connection:
+                result = connection.execution_options(
+                    stream_results=True, yield_per=_READ_CHUNK_ROWS
+                ).execute(stmt)
+                for row in result:
+                    yield AuditRecord(*row)
+        except sa_exc.DBAPIError as exc:
+            raise Unavailable(f"audit store unavailable: {_describe(exc)}") from exc
+
+    def verify(self) -> VerifyResult:
+        """Walk the committed log from seq 1; see audit.chain.walk.
+
+        Besides the chain itself, the last row this store knows it committed
+        must be in the log with the same hash: that catches a cut-off tail.
+        """
+        self._check_open()
+        anchor = self._committed
+        rows = self._stream(select(*_RECORD_COLUMNS).order_by(audit_events.c.seq))
+        with contextlib.closing(rows):
+            return walk(rows, anchor=anchor if anchor[0] else None)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise Unavailable("audit store unavailable: it is closed")
+
+    # --- listeners, health, shutdown -------------------------------------------
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call `listener(rows)` on the writer thread after each commit, rows in seq order.
+
+        Keep it quick and do not call flush() from it: flush waits for it.
+        """
+        self._listeners = (*self._listeners, listener)
+
+    @property
+    def healthy(self) -> bool:
+        """False from the second consecutive failed commit (or a flush timeout)
+        until the next successful one."""
+        return self._healthy
+
+    def add_health_listener(self, listener: HealthListener) -> None:
+        """Call `listener(healthy, reason)` on every change of `healthy`.
+
+        It runs on the writer thread or on a thread inside flush(), one call at
+        a time and in the order of the changes; do not call flush() from it.
+        """
+        self._health_listeners = (*self._health_listeners, listener)
+
+    def close(self) -> None:
+        """Commit what is queued (waiting up to flush_timeout_s), stop the writer and
+        release the database. Raises Unavailable if rows had to be left uncommitted."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._work.notify()
+            if not self._done.wait_for(lambda: not self._pending, self._flush_timeout_s):
+                self._abandoned = True
+                self._work.notify()
+            left, reason = len(self._pending), self._failure
+        self._writer.join(self._flush_timeout_s)
+        self._engine.dispose()
+        if left:
+            raise Unavailable(
+                f"audit store unavailable: closed with {left} appended rows not committed"
+                f" ({reason or 'database too slow'})"
+            )

@@ -1,0 +1,407 @@
+"""tradectl: the trading service from the command line.
+
+    tradectl [--target HOST:PORT] [--token KEY] [--json] COMMAND ...
+
+`--target` defaults to $TRADING_TARGET or 127.0.0.1:50051, `--token` to
+$TRADING_API_KEY. Output is text for people; `--json` (before or after the
+command) prints each response as JSON, one object per line for streams.
+
+Exit status: 0 success; 1 the service failed or could not be reached
+(UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...); 2 the request was refused as
+given (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNAUTHENTICATED,
+PERMISSION_DENIED, ...) or the command line was wrong; 3 `audit verify` found
+the hash chain broken; 130 interrupted. An RPC error prints
+``error: <CODE>: <details>`` on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Final, TextIO, TypeVar
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from trading.v1 import events_pb2
+from trading.v1 import trading_service_pb2 as pb
+
+from client import render
+from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
+from client.sdk import AuditFilters, TradingClient
+
+DEFAULT_TARGET: Final = "127.0.0.1:50051"
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_REFUSED: Final = 2
+EXIT_AUDIT_BROKEN: Final = 3
+EXIT_INTERRUPTED: Final = 130
+
+# Codes that mean "this request, as given, will not succeed": fix the command, not the service.
+REFUSED_CODES: Final = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    }
+)
+
+_M = TypeVar("_M", bound=Message)
+
+Handler = Callable[[TradingClient, argparse.Namespace, "Printer"], int]
+
+
+class Printer:
+    """Writes responses as text or as JSON, per --json."""
+
+    def __init__(self, as_json: bool, out: TextIO) -> None:
+        self._as_json = as_json
+        self._out = out
+
+    def show(self, message: _M, text: Callable[[_M], str]) -> None:
+        """A whole response: indented JSON, or `text(message)`."""
+        self._write(_json(message, indent=2) if self._as_json else text(message))
+
+    def each(self, messages: Iterable[_M], text: Callable[[_M], str]) -> None:
+        """Stream items as they arrive: one JSON object or one text line each."""
+        for message in messages:
+            if self._as_json:
+                self._write(_json(message, indent=None))
+            else:
+                self._write(text(message))
+
+    def _write(self, text: str) -> None:
+        # Flushed per item: `tradectl events | grep ...` should see events as they happen.
+        print(text, file=self._out, flush=True)
+
+
+def _json(message: Message, indent: int | None) -> str:
+    # Scripts reading --json output get every field, zero values included, named as in the proto.
+    return json_format.MessageToJson(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+        indent=indent,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one tradectl command; returns the exit status (see the module doc)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("no API key: pass --token or set TRADING_API_KEY")
+    printer = Printer(args.json, sys.stdout)
+    handler: Handler = args.handler
+    try:
+        with TradingClient(args.target, args.token, timeout=args.timeout) as client:
+            return handler(client, args, printer)
+    except grpc.RpcError as error:
+        code = error.code()
+        print(f"error: {code.name}: {error.details() or ''}", file=sys.stderr)
+        return EXIT_REFUSED if code in REFUSED_CODES else EXIT_FAILED
+    except (OSError, ValueError) as error:  # a market-data file that is missing or malformed
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; defaults come from the environment when this is called."""
+    parser = argparse.ArgumentParser(
+        prog="tradectl",
+        description="Drive the trading service.",
+        epilog="Exit status: 0 ok, 1 service failure, 2 refused request or bad usage, "
+        "3 broken audit chain.",
+    )
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("TRADING_TARGET", DEFAULT_TARGET),
+        help="host:port of the service (env TRADING_TARGET, default %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TRADING_API_KEY", ""),
+        help="API key sent as a bearer token (env TRADING_API_KEY)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds per call (default %(default)s)"
+    )
+    parser.add_argument("--json", action="store_true", help="print responses as JSON")
+    # Accept --json after the command too; SUPPRESS keeps it from undoing a --json given before.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        handler: Handler,
+        help_text: str,
+    ) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def group(name: str, help_text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        return sub.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    command(
+        commands,
+        "status",
+        _unary(lambda c, a: c.get_status(), render.outline),
+        "health, trading state and counters",
+    )
+
+    strategies = group("strategies", "list, activate or deactivate strategies")
+    command(
+        strategies,
+        "list",
+        _unary(lambda c, a: c.list_strategies(), lambda r: render.strategies_table(r.strategies)),
+        "registered strategies",
+    )
+    command(
+        strategies,
+        "activate",
+        _unary(lambda c, a: c.activate_strategy(a.name), _one_strategy),
+        "activate a strategy",
+    ).add_argument("name")
+    command(
+        strategies,
+        "deactivate",
+        _unary(lambda c, a: c.deactivate_strategy(a.name), _one_strategy),
+        "deactivate a strategy",
+    ).add_argument("name")
+
+    risk = group("risk", "the risk gate")
+    command(
+        risk,
+        "status",
+        _unary(lambda c, a: c.get_risk_status(a.recent), render.outline),
+        "rules, totals, recent decisions",
+    ).add_argument(
+        "--recent", type=int, default=0, metavar="N", help="include the last N decisions"
+    )
+    command(
+        risk,
+        "activate",
+        _unary(lambda c, a: c.activate_risk(a.reason), lambda r: render.outline(r.trading)),
+        "resume trading",
+    ).add_argument("--reason", default="")
+    command(
+        risk,
+        "deactivate",
+        _unary(lambda c, a: c.deactivate_risk(a.reason), lambda r: render.outline(r.trading)),
+        "halt trading: every new signal is rejected",
+    ).add_argument("--reason", required=True, help="recorded in the audit log")
+
+    orders = group("orders", "open and past orders")
+    for listing in (
+        command(
+            orders,
+            "active",
+            _unary(
+                lambda c, a: c.list_active_orders(a.symbol, a.page_size, a.page_token),
+                _orders_page,
+            ),
+            "open orders",
+        ),
+        command(
+            orders,
+            "history",
+            _unary(
+                lambda c, a: c.list_order_history(a.symbol, a.page_size, a.page_token),
+                _orders_page,
+            ),
+            "all orders, oldest first",
+        ),
+    ):
+        listing.add_argument("--symbol", default="")
+        listing.add_argument("--page-size", type=int, default=0)
+        listing.add_argument("--page-token", default="")
+    command(
+        orders,
+        "cancel",
+        _unary(lambda c, a: c.cancel_order(a.order_id), lambda r: render.order_line(r.order)),
+        "cancel an open order",
+    ).add_argument("order_id")
+
+    command(
+        commands,
+        "account",
+        _unary(lambda c, a: c.get_account(), lambda r: render.outline(r.account)),
+        "cash, equity and buying power",
+    )
+    command(
+        commands,
+        "positions",
+        _unary(lambda c, a: c.list_positions(), lambda r: render.positions_table(r.positions)),
+        "net positions",
+    )
+
+    events = command(commands, "events", _events, "follow live events (Ctrl-C to stop)")
+    events.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        type=_event_type,
+        default=[],
+        metavar="TYPE",
+        help=f"only this type (repeatable): {', '.join(_EVENT_TYPES)}",
+    )
+    events.add_argument("--symbol", dest="symbols", action="append", default=[])
+    events.add_argument("--from-seq", type=int, default=0, help="replay from this audit seq first")
+
+    audit = group("audit", "the audit log")
+    command(audit, "verify", _audit_verify, "verify the hash chain (exit 3 if broken)")
+    query = command(audit, "query", _audit_query, "print audit records (--json: in full)")
+    query.add_argument("--from-seq", type=int, default=0)
+    query.add_argument("--to-seq", type=int, default=0)
+    query.add_argument("--since", type=_aware_datetime, help="ISO 8601 with a UTC offset")
+    query.add_argument("--until", type=_aware_datetime, help="ISO 8601 with a UTC offset")
+    query.add_argument(
+        "--type", dest="event_types", action="append", default=[], help="e.g. RiskDecisionMade"
+    )
+    query.add_argument("--symbol", default="")
+    query.add_argument("--order-id", default="")
+    query.add_argument("--idea-id", default="")
+
+    simulate = command(
+        commands, "simulate", _unary(_simulate, _simulation_text), "send one market event"
+    )
+    simulate.add_argument("symbol")
+    simulate.add_argument("price", type=float)
+    simulate.add_argument("--volume", type=float)
+    simulate.add_argument(
+        "--timestamp", type=_aware_datetime, help="ISO 8601 with a UTC offset (default: now)"
+    )
+
+    stream = command(
+        commands, "stream", _unary(_stream_file, render.outline), "stream a market-data CSV file"
+    )
+    stream.add_argument(
+        "file", nargs="?", type=Path, default=DEFAULT_BARS, help="default: the bundled daily bars"
+    )
+    stream.add_argument("--batch-size", type=int, default=500)
+    stream.add_argument("--symbol", dest="symbols", action="append", help="only this symbol")
+    return parser
+
+
+# --- argument types -------------------------------------------------------
+
+_EVENT_TYPES: Final = {
+    name.removeprefix("EVENT_TYPE_").lower(): value
+    for name, value in events_pb2.EventType.items()
+    if value != events_pb2.EVENT_TYPE_UNSPECIFIED
+}
+
+
+def _event_type(text: str) -> events_pb2.EventType.ValueType:
+    key = text.lower().removeprefix("event_type_").replace("-", "_")
+    if key not in _EVENT_TYPES:
+        raise argparse.ArgumentTypeError(f"unknown event type {text!r}")
+    return _EVENT_TYPES[key]
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add Z or +00:00")
+    return moment
+
+
+# --- commands -------------------------------------------------------------
+
+
+def _unary(
+    call: Callable[[TradingClient, argparse.Namespace], _M], text: Callable[[_M], str]
+) -> Handler:
+    """A command that makes one call and shows its response."""
+
+    def handle(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+        out.show(call(client, args), text)
+        return EXIT_OK
+
+    return handle
+
+
+def _one_strategy(response: pb.ActivateStrategyResponse | pb.DeactivateStrategyResponse) -> str:
+    return render.strategies_table([response.strategy])
+
+
+def _orders_page(response: pb.ListActiveOrdersResponse | pb.ListOrderHistoryResponse) -> str:
+    table = render.orders_table(response.orders)
+    token = response.next_page_token
+    return f"{table}\nmore: --page-token {token}" if token else table
+
+
+def _events(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+    with client.subscribe_events(args.types, args.symbols, args.from_seq) as stream:
+        out.each(stream, render.event_line)
+    return EXIT_OK
+
+
+def _audit_verify(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+    response = client.verify_audit()
+    out.show(response, _verification_text)
+    return EXIT_OK if response.ok else EXIT_AUDIT_BROKEN
+
+
+def _verification_text(response: pb.VerifyAuditResponse) -> str:
+    if response.ok:
+        return f"audit chain OK: {response.checked} records checked, last seq {response.last_seq}"
+    return f"audit chain BROKEN at seq {response.first_bad_seq}: {response.reason}"
+
+
+def _audit_query(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+    filters: AuditFilters = {
+        "from_seq": args.from_seq,
+        "to_seq": args.to_seq,
+        "event_types": args.event_types,
+        "symbol": args.symbol,
+        "order_id": args.order_id,
+        "idea_id": args.idea_id,
+    }
+    if args.since is not None:
+        filters["since"] = args.since
+    if args.until is not None:
+        filters["until"] = args.until
+    with client.query_audit(**filters) as records:
+        out.each(records, render.audit_line)
+    return EXIT_OK
+
+
+def _simulate(client: TradingClient, args: argparse.Namespace) -> pb.SimulateMarketEventResponse:
+    return client.simulate_market_event(args.symbol, args.price, args.volume, args.timestamp)
+
+
+def _simulation_text(response: pb.SimulateMarketEventResponse) -> str:
+    lines = [f"seq {response.seq}"]
+    lines += (f"signal   {render.signal_line(s)}" for s in response.signals)
+    lines += (f"decision {render.decision_line(d)}" for d in response.decisions)
+    lines += (f"order    {render.order_line(o)}" for o in response.orders)
+    return "\n".join(lines)
+
+
+def _stream_file(client: TradingClient, args: argparse.Namespace) -> pb.StreamMarketDataResponse:
+    events = to_market_events(load_bars(args.file, args.symbols))
+    return client.stream_market_data(batches(events, args.batch_size))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

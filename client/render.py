@@ -1,0 +1,215 @@
+"""Human-readable text for the service's messages: one-line summaries, tables, outlines.
+
+Shared by tradectl and the demo so an order or a risk decision reads the same
+in both. Decimal strings are shown as the service sent them, never re-rounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC
+from typing import Final
+
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
+from trading.v1 import audit_pb2, events_pb2, orders_pb2, risk_pb2
+from trading.v1 import trading_service_pb2 as pb
+
+_INDENT: Final = "  "
+
+
+def label(message: Message, field: str) -> str:
+    """The enum value in `field`, without its enum's prefix: ORDER_STATUS_FILLED -> FILLED."""
+    enum = message.DESCRIPTOR.fields_by_name[field].enum_type
+    if enum is None:
+        raise ValueError(f"{message.DESCRIPTOR.name}.{field} is not an enum field")
+    number = getattr(message, field)
+    value = enum.values_by_number.get(number)
+    if value is None:  # a value newer than these generated modules
+        return str(number)
+    return value.name.removeprefix(enum.values_by_number[0].name.removesuffix("UNSPECIFIED"))
+
+
+def when(stamp: timestamp_pb2.Timestamp) -> str:
+    """ISO 8601 UTC, or "-" for an unset time stamp."""
+    if stamp.seconds == 0 and stamp.nanos == 0:
+        return "-"
+    return stamp.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def signal_line(signal: risk_pb2.TradeSignal) -> str:
+    return (
+        f"{label(signal, 'side')} {signal.quantity} {signal.symbol} @ {signal.reference_price}"
+        f" confidence {signal.confidence:.2f} from {signal.source}"
+    )
+
+
+def rejections(decision: risk_pb2.RiskDecision) -> list[str]:
+    """`code: detail` of every rule that failed the decision's signal."""
+    return [f"{v.code}: {v.detail}" for v in decision.verdicts if not v.passed]
+
+
+def decision_line(decision: risk_pb2.RiskDecision) -> str:
+    verdict = "APPROVED" if decision.approved else "REJECTED"
+    line = f"{verdict} {signal_line(decision.signal)}"
+    failed = rejections(decision)
+    return f"{line} -- {'; '.join(failed)}" if failed else line
+
+
+def order_line(order: orders_pb2.Order) -> str:
+    return (
+        f"{order.order_id} {label(order, 'side')} {order.quantity} {order.symbol}"
+        f" {label(order, 'type')} {label(order, 'status')}"
+        f" filled {order.filled_quantity or '0'} @ {order.average_fill_price or '-'}"
+    )
+
+
+def fill_lines(order: orders_pb2.Order) -> list[str]:
+    """One line per fill in the order's history."""
+    return [
+        f"{when(change.time)} {change.fill_quantity} @ {change.fill_price}"
+        for change in order.history
+        if change.fill_quantity not in ("", "0")
+    ]
+
+
+def event_line(event: events_pb2.Event) -> str:
+    """`seq time TYPE summary` for any event kind."""
+    head = f"#{event.seq} {when(event.time)} {label(event, 'type')}"
+    return f"{head} {_body(event)}".rstrip()
+
+
+def _body(event: events_pb2.Event) -> str:
+    kind = event.WhichOneof("body")
+    if kind == "signal":
+        return signal_line(event.signal)
+    if kind == "risk_decision":
+        return decision_line(event.risk_decision)
+    if kind == "order":
+        return order_line(event.order)
+    if kind == "market_data":
+        batch = event.market_data
+        return f"{batch.event_count} events {','.join(batch.symbols)} from {batch.source}"
+    if kind == "trading_status":
+        status = event.trading_status
+        return f"{label(status, 'state')} by {status.changed_by}: {status.reason}"
+    if kind == "strategy_state":
+        change = event.strategy_state
+        state = "activated" if change.active else "deactivated"
+        return f"{change.name} {state} by {change.changed_by}"
+    if kind == "request_refused":
+        refusal = event.request_refused
+        return f"{refusal.method} by {refusal.principal}: {refusal.reason}"
+    return ""
+
+
+def audit_line(record: audit_pb2.AuditRecord, payload_chars: int = 160) -> str:
+    """`seq time event_type payload`, the payload's canonical JSON cut to `payload_chars`.
+
+    Payloads can be long (a market-data batch carries every tick), so a person
+    gets the start of it; the whole record is in tradectl's --json output.
+    """
+    payload = record.payload_json
+    if len(payload) > payload_chars:
+        payload = f"{payload[:payload_chars]}... ({len(payload)} chars)"
+    return f"#{record.seq} {when(record.recorded_at)} {record.event_type} {payload}"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Columns padded to their widest cell."""
+    lines = [list(headers), *(list(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def orders_table(orders: Iterable[orders_pb2.Order]) -> str:
+    return table(
+        ("ORDER", "SYMBOL", "SIDE", "QTY", "TYPE", "STATUS", "FILLED", "AVG PRICE", "UPDATED"),
+        (
+            (
+                o.order_id,
+                o.symbol,
+                label(o, "side"),
+                o.quantity,
+                label(o, "type"),
+                label(o, "status"),
+                o.filled_quantity or "0",
+                o.average_fill_price or "-",
+                when(o.updated_at),
+            )
+            for o in orders
+        ),
+    )
+
+
+def positions_table(positions: Iterable[orders_pb2.Position]) -> str:
+    return table(
+        ("SYMBOL", "QTY", "AVG PRICE", "MARKET PRICE", "MARKET VALUE", "UNREALIZED P&L"),
+        (
+            (
+                p.symbol,
+                p.quantity,
+                p.average_price,
+                p.market_price,
+                p.market_value,
+                p.unrealized_pnl,
+            )
+            for p in positions
+        ),
+    )
+
+
+def strategies_table(strategies: Iterable[pb.Strategy]) -> str:
+    return table(
+        ("NAME", "ACTIVE", "SYMBOLS", "SIGNALS", "PARAMETERS"),
+        (
+            (
+                s.name,
+                "yes" if s.active else "no",
+                ",".join(s.symbols),
+                str(s.signals),
+                " ".join(f"{k}={v}" for k, v in sorted(s.parameters.items())),
+            )
+            for s in strategies
+        ),
+    )
+
+
+def outline(message: Message) -> str:
+    """Any message as an indented `field: value` outline (fields left at default are omitted)."""
+    fields = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return "\n".join(_outline(fields, 0)) or "(empty)"
+
+
+def _outline(value: object, depth: int) -> list[str]:
+    pad = _INDENT * depth
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict | list) and not item:
+                # A message whose fields are all at their defaults, or an empty list.
+                lines.append(f"{pad}{key}: (empty)")
+            elif isinstance(item, dict | list):
+                lines.append(f"{pad}{key}:")
+                lines.extend(_outline(item, depth + 1))
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+    elif isinstance(value, list):
+        for item in value:
+            nested = _outline(item, depth + 1)
+            if isinstance(item, dict | list) and nested:
+                # "- " takes the place of the first line's indent, YAML style.
+                lines.append(f"{pad}- {nested[0].lstrip()}")
+                lines.extend(nested[1:])
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    return lines
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,81 @@
+"""Records to append and ways to reach behind the store's back, for the audit tests."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from audit.codec import canonical_json
+from audit.records import NewRecord
+from tests import pg
+
+T0 = datetime(2025, 3, 3, 14, 30, tzinfo=UTC)
+
+
+def record(i: int, *, event_type: str = "SignalGenerated", symbol: str | None = "AAPL",
+           order_id: str | None = None, idea_id: str | None = None,
+           at: datetime | None = None) -> NewRecord:
+    """The i-th event of a test run: one second after the previous, a ~300-byte payload."""
+    payload = canonical_json({
+        "i": i, "symbol": symbol, "side": "BUY", "qty": "100", "limit_price": "187.25",
+        "strategy": "sma_cross", "reason": "fast SMA crossed above slow SMA on 1m bars",
+        "note": "grüße ✓",  # non-ASCII must survive storage and hashing unchanged
+    })
+    return NewRecord(
+        recorded_at=at or T0 + timedelta(seconds=i), event_type=event_type, caused_by=i,
+        payload=payload, symbol=symbol, order_id=order_id, idea_id=idea_id,
+    )
+
+
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def sqlite_path(url: str) -> str:
+    database = make_url(url).database
+    assert database is not None
+    return database
+
+
+def execute_raw(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
+    """Run one statement on a plain driver connection (no SQLAlchemy, no store) and commit."""
+    if is_postgres(url):
+        with pg.connect(url) as connection:
+            connection.execute(statement.replace("?", "%s"), params)
+        return
+    connection = sqlite3.connect(sqlite_path(url))
+    try:
+        with connection:
+            connection.execute(statement, params)
+    finally:
+        connection.close()
+
+
+def tamper(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
+    """Change audit_events behind the append-only triggers' back, as a database
+    owner could: disable them, run `statement`, put them back, in one transaction."""
+    if is_postgres(url):
+        with pg.connect(url) as connection:
+            connection.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+            connection.execute(statement.replace("?", "%s"), params)
+            connection.execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
+        return
+    connection = sqlite3.connect(sqlite_path(url), isolation_level=None)
+    try:
+        triggers = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+            " AND tbl_name = 'audit_events'"
+        ).fetchall()
+        assert triggers, "the append-only triggers are missing"
+        connection.execute("BEGIN")
+        for name, _ in triggers:
+            connection.execute(f'DROP TRIGGER "{name}"')
+        connection.execute(statement, params)
+        for _, sql in triggers:
+            connection.execute(sql)
+        connection.execute("COMMIT")
+    finally:
+        connection.close()

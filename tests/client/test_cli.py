@@ -1,0 +1,220 @@
+"""tradectl against the fake service: exit statuses, error lines, output and what it sends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from trading.v1 import events_pb2, orders_pb2, risk_pb2
+from trading.v1 import trading_service_pb2 as pb
+
+from client.cli import main
+from tests.client.conftest import TOKEN, FakeTradingService
+
+
+def tradectl(fake: FakeTradingService, *args: str) -> int:
+    return main(["--target", fake.target, "--token", TOKEN, *args])
+
+
+def test_not_found_prints_one_error_line_and_exits_2(
+    fake: FakeTradingService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.errors["ActivateStrategy"] = (grpc.StatusCode.NOT_FOUND, "no strategy named 'nope'")
+
+    status = tradectl(fake, "strategies", "activate", "nope")
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert err == "error: NOT_FOUND: no strategy named 'nope'\n"
+    assert out == ""
+    assert fake.calls[0].request == pb.ActivateStrategyRequest(name="nope")
+
+
+def test_a_service_failure_exits_1(
+    fake: FakeTradingService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.errors["GetStatus"] = (grpc.StatusCode.UNAVAILABLE, "audit store unreachable")
+
+    assert tradectl(fake, "status") == 1
+    assert capsys.readouterr().err == "error: UNAVAILABLE: audit store unreachable\n"
+
+
+def test_the_token_and_target_come_from_the_environment(
+    fake: FakeTradingService, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRADING_TARGET", fake.target)
+    monkeypatch.setenv("TRADING_API_KEY", "from-env")
+    fake.replies["GetStatus"] = [pb.GetStatusResponse(version="1.2.3", clock="event")]
+
+    assert main(["status"]) == 0
+
+    assert fake.calls[0].metadata["authorization"] == "Bearer from-env"
+    out = capsys.readouterr().out
+    assert "version: 1.2.3" in out
+    assert "clock: event" in out
+
+
+def test_a_missing_token_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TRADING_API_KEY", raising=False)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["status"])
+
+    assert exited.value.code == 2
+    assert "no API key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_output_has_every_field(
+    fake: FakeTradingService, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    fake.replies["GetAccount"] = [
+        pb.GetAccountResponse(account=orders_pb2.Account(cash="1000.50", currency="USD"))
+    ]
+    args = ["--json", "account"] if where == "before" else ["account", "--json"]
+
+    assert tradectl(fake, *args) == 0
+
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["account"] == {
+        "cash": "1000.50",
+        "equity": "",
+        "buying_power": "",
+        "currency": "USD",
+    }
+
+
+def test_orders_history_prints_a_table_and_the_next_page_token(
+    fake: FakeTradingService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order = orders_pb2.Order(
+        order_id="o-7",
+        symbol="IBM",
+        side=orders_pb2.SIDE_SELL,
+        quantity="5",
+        type=orders_pb2.ORDER_TYPE_MARKET,
+        status=orders_pb2.ORDER_STATUS_FILLED,
+        filled_quantity="5",
+        average_fill_price="120.25",
+    )
+    fake.replies["ListOrderHistory"] = [
+        pb.ListOrderHistoryResponse(orders=[order], next_page_token="next-1")
+    ]
+
+    assert tradectl(fake, "orders", "history", "--symbol", "IBM", "--page-size", "1") == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["ORDER", "SYMBOL", "SIDE"]
+    assert lines[1].split()[:8] == ["o-7", "IBM", "SELL", "5", "MARKET", "FILLED", "5", "120.25"]
+    assert lines[2] == "more: --page-token next-1"
+    assert fake.calls[0].request == pb.ListOrderHistoryRequest(symbol="IBM", page_size=1)
+
+
+def test_audit_verify_exits_3_and_names_the_first_bad_seq(
+    fake: FakeTradingService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.replies["VerifyAudit"] = [
+        pb.VerifyAuditResponse(ok=False, checked=12, first_bad_seq=7, reason="hash mismatch")
+    ]
+
+    assert tradectl(fake, "audit", "verify") == 3
+    assert capsys.readouterr().out == "audit chain BROKEN at seq 7: hash mismatch\n"
+
+
+def test_audit_verify_exits_0_when_the_chain_holds(
+    fake: FakeTradingService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.replies["VerifyAudit"] = [pb.VerifyAuditResponse(ok=True, checked=12, last_seq=12)]
+
+    assert tradectl(fake, "audit", "verify") == 0
+    assert "OK: 12 records checked" in capsys.readouterr().out
+
+
+def test_events_sends_the_filters_and_prints_one_line_per_event(
+    fake: FakeTradingService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    decision = risk_pb2.RiskDecision(
+        approved=False,
+        signal=risk_pb2.TradeSignal(symbol="AAPL", side=orders_pb2.SIDE_BUY, quantity="10"),
+        verdicts=[
+            risk_pb2.RuleVerdict(
+                rule="size",
+                passed=False,
+                code="POSITION_SIZE_EXCEEDS_LIMIT",
+                detail="notional=6200.00 limit=5000.00",
+            ),
+            risk_pb2.RuleVerdict(rule="hours", passed=True, code="OK"),
+        ],
+    )
+    event = events_pb2.Event(
+        seq=8, type=events_pb2.EVENT_TYPE_RISK_DECISION, risk_decision=decision
+    )
+    fake.replies["SubscribeEvents"] = [pb.SubscribeEventsResponse(event=event)]
+
+    status = tradectl(
+        fake,
+        "events",
+        "--type",
+        "risk_decision",
+        "--type",
+        "ORDER",
+        "--symbol",
+        "AAPL",
+        "--from-seq",
+        "5",
+    )
+
+    assert status == 0
+    assert fake.calls[0].request == pb.SubscribeEventsRequest(
+        types=[events_pb2.EVENT_TYPE_RISK_DECISION, events_pb2.EVENT_TYPE_ORDER],
+        symbols=["AAPL"],
+        from_seq=5,
+    )
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("#8 - RISK_DECISION REJECTED BUY 10 AAPL")
+    assert line.endswith("-- POSITION_SIZE_EXCEEDS_LIMIT: notional=6200.00 limit=5000.00")
+
+
+def test_simulate_refuses_a_time_without_offset(
+    fake: FakeTradingService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        tradectl(fake, "simulate", "AAPL", "100", "--timestamp", "2004-03-15T20:59:00")
+
+    assert exited.value.code == 2
+    assert "no UTC offset" in capsys.readouterr().err
+    assert fake.calls == []
+
+
+def test_stream_sends_the_file_in_batches(
+    fake: FakeTradingService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text(
+        "symbol,timestamp,open,high,low,close,volume\n"
+        + "".join(f"IBM,2010-01-0{day}T21:00:00Z,1,2,0.5,{day},10\n" for day in range(4, 9))
+    )
+    fake.replies["StreamMarketData"] = [pb.StreamMarketDataResponse(events_accepted=5)]
+
+    assert tradectl(fake, "stream", str(path), "--batch-size", "2") == 0
+
+    requests = fake.calls[0].requests
+    assert [
+        [e.price for e in r.events] for r in requests if isinstance(r, pb.StreamMarketDataRequest)
+    ] == [
+        [4.0, 5.0],
+        [6.0, 7.0],
+        [8.0],
+    ]
+    assert "events_accepted: 5" in capsys.readouterr().out
+
+
+def test_a_missing_file_is_an_error_line_not_a_traceback(
+    fake: FakeTradingService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tradectl(fake, "stream", str(tmp_path / "absent.csv")) == 2
+    assert capsys.readouterr().err.startswith("error: ")

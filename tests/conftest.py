@@ -1,0 +1,77 @@
+"""Shared fixtures: a real service on a free loopback port, driven through the SDK.
+
+`start_service(**settings)` builds the whole service (SQLite audit file under
+tmp_path by default, paper broker, crossover strategy) exactly as `trading-server`
+does, binds 127.0.0.1:0 and returns a handle with a connected `TradingClient`.
+The NYSE calendar takes a second to build, so one instance serves the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit.records import EventStore
+from client.sdk import TradingClient
+from server.bootstrap import Service, create_server, load_calendar
+from server.settings import Settings
+
+TOKEN = "test-token"
+
+
+@dataclass
+class RunningService:
+    service: Service
+    client: TradingClient
+    settings: Settings
+    stopped: bool = False
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.service.port}"
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.client.close()
+            self.service.stop(0)
+
+
+StartService = Callable[..., RunningService]
+
+
+@pytest.fixture(scope="session")
+def calendar() -> Any:
+    return load_calendar()
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, calendar: Any) -> Iterator[StartService]:
+    running: list[RunningService] = []
+
+    def start(store: EventStore | None = None, **overrides: Any) -> RunningService:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / 'audit.db'}",
+            "trading_clock": "event",
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        service = create_server(settings, "127.0.0.1:0", token=TOKEN, store=store, calendar=calendar)
+        service.server.start()
+        handle = RunningService(service, TradingClient(f"127.0.0.1:{service.port}", TOKEN), settings)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        handle.stop()
+
+
+@pytest.fixture
+def svc(start_service: StartService) -> RunningService:
+    """The default service: event clock, SQLite audit, SPY/QQQ/IWM crossover."""
+    return start_service()
