@@ -426,12 +426,15 @@ class SqlAlchemyEventStore:
                     exc_info=not isinstance(exc, sa_exc.DBAPIError | _LogDiverged))
         with self._lock:
             self._consecutive_failures += 1
-            self._last_failed_attempt = self._attempts
             self._failure = reason
             unhealthy = self._consecutive_failures >= 2
-            self._done.notify_all()
         if unhealthy:
             self._set_health(False, reason)
+        # Only now may flush() give up on this attempt: by the time it raises,
+        # the health listeners have heard the store is down.
+        with self._lock:
+            self._last_failed_attempt = self._attempts
+            self._done.notify_all()
 
     def _tell_listeners(self, batch: list[AuditRecord]) -> None:
         for listener in self._listeners:
@@ -444,8 +447,10 @@ class SqlAlchemyEventStore:
     def _set_health(self, healthy: bool, reason: str, *, unless_committed: int = 0) -> None:
         """Record and announce a change of health. `unless_committed`: a flush()
         that gave up on seq N does not mark the store down if N got committed since."""
-        if healthy == self._healthy:
-            return
+        if healthy and self._healthy:
+            return  # the common case, after every commit: no lock
+        # Going down always takes the lock, so a caller returns only after the
+        # listeners have been told, whichever thread told them.
         with self._health_lock:
             if healthy == self._healthy or (
                 unless_committed and self._committed[0] >= unless_committed

@@ -66,6 +66,7 @@ def create_database(prefix: str = "test") -> str:
 def drop_database(url: str) -> None:
     """Drop the database `url` names, disconnecting anyone still using it."""
     name = make_url(url).database
+    assert name, f"no database in {url!r}"
     with _admin() as connection:
         connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

@@ -13,6 +13,7 @@ test may run. Linux semantics are assumed (shutdown() wakes a blocked accept()).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -20,10 +21,8 @@ from types import TracebackType
 
 def _close(sock: socket.socket) -> None:
     # shutdown first: it wakes a thread blocked in recv()/accept() on this socket.
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()
 
 

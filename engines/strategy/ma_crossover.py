@@ -10,18 +10,21 @@ travelled over the last `short_period` ticks,
     swing = |s_t - s_(t - short_period)|,
 
 measures how far the short MA was carried through the long one. We compare it
-with what noise alone would produce over the same horizon: the standard
-deviation of one-tick returns over the long window, sigma, scaled by the
-square root of the horizon,
+with the swing that noise alone would produce: if prices were a random walk
+with the volatility just seen (sigma, the standard deviation of one-tick
+returns over the long window), the swing would have standard deviation
+sigma * k, where k depends only on the two periods (k = 2.64 for 20/50; it is
+the norm of the weights with which each return enters the swing, computed once
+in the constructor). So
 
-    z = swing / (sigma * sqrt(short_period))        (a signal-to-noise ratio)
-    confidence = z^2 / (z^2 + 1)                     in [0, 1)
+    z = swing / (sigma * k)                (how many "noise swings" this is)
+    confidence = z^2 / (z^2 + 1)           in [0, 1)
 
-z = 1 (a swing no bigger than the noise) gives 0.5; the default 0.6 threshold
-needs z >= 1.22. A sustained reversal (a trend that turns and carries the
-short MA clearly through) gives z of 2 to 10 and confidence 0.8 to 0.99; price
-wandering sideways crosses often but with a swing of the order of the noise,
-and scores below 0.6. A path with no noise at all scores 1.
+z = 1, a swing no bigger than a random walk's, gives 0.5; the default 0.6
+threshold needs z >= 1.22. A sustained reversal that carries the short MA
+clearly through scores 0.8 to 0.99; price wandering sideways around a level
+crosses often, with a swing far below a random walk's, and scores under 0.1.
+A path with no noise at all scores 1.
 
 All the work per tick is O(1): running sums over ring buffers. The running sums
 are kept in floating point; their rounding error stays far below a cent over
@@ -94,6 +97,7 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
         self.long_period = long_period
         self.min_confidence = min_confidence
         self.allow_short = allow_short
+        self._noise_factor = _random_walk_swing_factor(short_period, long_period)
 
     def get_required_symbols(self) -> list[str]:
         return list(self.symbols)
@@ -174,7 +178,7 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
     ) -> SignalIntent:
         sigma = math.sqrt(max(mean_sq - mean * mean, 0.0))
         swing = abs(spread - spread_then)
-        noise = sigma * math.sqrt(self.short_period)
+        noise = sigma * self._noise_factor
         if noise > 0.0:
             z = swing / noise
             confidence = z * z / (z * z + 1.0)
@@ -187,3 +191,21 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
             f"swing {swing:.4%} vs noise {noise:.4%} (z={z:.2f})"
         )
         return SignalIntent(Side.BUY if side > 0 else Side.SELL, confidence, rationale)
+
+
+def _random_walk_swing_factor(short_n: int, long_n: int) -> float:
+    """k such that, for a random walk with one-tick volatility sigma, the swing of the
+    MA spread over `short_n` ticks has standard deviation sigma * k.
+
+    The swing is a weighted sum of the returns of the last short_n + long_n ticks:
+    a return j ticks ago is inside an N-tick MA with weight (N - j) / N.
+    """
+
+    def weight(n: int, j: int) -> float:
+        return (n - j) / n if 0 <= j < n else 0.0
+
+    weights = [
+        weight(short_n, j) - weight(short_n, j - short_n) - weight(long_n, j) + weight(long_n, j - short_n)
+        for j in range(short_n + long_n)
+    ]
+    return math.sqrt(sum(w * w for w in weights))

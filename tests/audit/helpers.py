@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -40,42 +39,42 @@ def sqlite_path(url: str) -> str:
     return database
 
 
-def execute_raw(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
+def execute_raw(url: str, statement: str) -> None:
     """Run one statement on a plain driver connection (no SQLAlchemy, no store) and commit."""
     if is_postgres(url):
-        with pg.connect(url) as connection:
-            connection.execute(statement.replace("?", "%s"), params)
+        with pg.connect(url) as pg_connection:
+            pg_connection.execute(statement)
         return
-    connection = sqlite3.connect(sqlite_path(url))
+    lite = sqlite3.connect(sqlite_path(url))
     try:
-        with connection:
-            connection.execute(statement, params)
+        with lite:
+            lite.execute(statement)
     finally:
-        connection.close()
+        lite.close()
 
 
-def tamper(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
+def tamper(url: str, statement: str) -> None:
     """Change audit_events behind the append-only triggers' back, as a database
     owner could: disable them, run `statement`, put them back, in one transaction."""
     if is_postgres(url):
-        with pg.connect(url) as connection:
-            connection.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
-            connection.execute(statement.replace("?", "%s"), params)
-            connection.execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
+        with pg.connect(url) as pg_connection:
+            pg_connection.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+            pg_connection.execute(statement)
+            pg_connection.execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
         return
-    connection = sqlite3.connect(sqlite_path(url), isolation_level=None)
+    lite = sqlite3.connect(sqlite_path(url), isolation_level=None)
     try:
-        triggers = connection.execute(
+        triggers = lite.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
             " AND tbl_name = 'audit_events'"
         ).fetchall()
         assert triggers, "the append-only triggers are missing"
-        connection.execute("BEGIN")
+        lite.execute("BEGIN")
         for name, _ in triggers:
-            connection.execute(f'DROP TRIGGER "{name}"')
-        connection.execute(statement, params)
+            lite.execute(f'DROP TRIGGER "{name}"')
+        lite.execute(statement)
         for _, sql in triggers:
-            connection.execute(sql)
-        connection.execute("COMMIT")
+            lite.execute(sql)
+        lite.execute("COMMIT")
     finally:
-        connection.close()
+        lite.close()

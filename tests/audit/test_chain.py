@@ -33,9 +33,12 @@ def test_hash_is_sha256_of_the_documented_encoding() -> None:
 
 def test_same_instant_in_another_zone_hashes_the_same() -> None:
     new_york = timezone(timedelta(hours=-5))
-    base = dict(caused_by=0, symbol=None, order_id=None, idea_id=None)
-    assert record_hash(1, T0, "X", "{}", GENESIS, **base) == record_hash(
-        1, T0.astimezone(new_york), "X", "{}", GENESIS, **base)
+    here, there = (
+        record_hash(1, at, "X", "{}", GENESIS, caused_by=0, symbol=None, order_id=None,
+                    idea_id=None)
+        for at in (T0, T0.astimezone(new_york))
+    )
+    assert here == there
 
 
 @pytest.mark.parametrize("change", [
@@ -117,6 +120,6 @@ def test_walk_with_anchor_sees_a_cut_tail_and_a_rewritten_one() -> None:
     cut = walk(rows[:3], anchor=(5, rows[-1].hash))
     assert (cut.ok, cut.first_bad_seq) == (False, 4)
     assert "ends at seq 3" in cut.reason
-    rewritten = chain(5)[:4] + [seal(record(99), 5, rows[3].hash)]
+    rewritten = [*rows[:4], seal(record(99), 5, rows[3].hash)]
     result = walk(rewritten, anchor=(5, rows[-1].hash))
     assert (result.ok, result.first_bad_seq) == (False, 5)

@@ -162,7 +162,8 @@ def test_query_streams_instead_of_loading_everything(store_url: str,
     payload_bytes = total * len(template.payload)
 
     rows = store.query(AuditQuery())
-    assert inspect.isgenerator(rows)  # nothing is read before the first next()
+    lazy = inspect.isgenerator(rows)  # nothing is read before the first next()
+    assert lazy
     tracemalloc.start()
     try:
         first = next(rows)

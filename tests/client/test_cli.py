@@ -11,7 +11,7 @@ from trading.v1 import events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 from client.cli import main
-from tests.client.conftest import TOKEN, FakeTradingService
+from tests.client.fake_service import TOKEN, FakeTradingService
 
 
 def tradectl(fake: FakeTradingService, *args: str) -> int:

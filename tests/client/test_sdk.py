@@ -16,7 +16,7 @@ from trading.v1 import audit_pb2, events_pb2, market_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 from client import AsyncTradingClient, TradingClient, market_event
-from tests.client.conftest import TOKEN, FakeTradingService
+from tests.client.fake_service import TOKEN, FakeTradingService
 
 BEARER = f"Bearer {TOKEN}"
 NEW_YORK = ZoneInfo("America/New_York")
