@@ -100,6 +100,8 @@ def _keys(event: DomainEvent) -> tuple[str | None, str | None, str | None]:
             return s.symbol, None, idea
         case ev.OrderUpdated(order=o):
             return o.symbol, o.order_id, None
+        case ev.IdeaUpdated(idea=i):
+            return i.symbol, None, i.idea_id
     symbol = getattr(event, "symbol", None)
     idea_id = getattr(event, "idea_id", None)
     return symbol, None, idea_id

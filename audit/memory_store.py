@@ -52,9 +52,12 @@ class InMemoryEventStore:
         self._outage: str | None = None
         self._closed = False
 
-    def append(self, record: NewRecord) -> AuditRecord:
+    def _check_open(self) -> None:
         if self._closed:
             raise Unavailable("audit store unavailable: it is closed")
+
+    def append(self, record: NewRecord) -> AuditRecord:
+        self._check_open()
         sealed = seal(record, self.last_seq() + 1, self._last_hash)
         self._pending.append(sealed)
         self._last_hash = sealed.hash
@@ -78,6 +81,7 @@ class InMemoryEventStore:
         return len(self._committed) + len(self._pending)
 
     def query(self, query: AuditQuery) -> Iterator[AuditRecord]:
+        self._check_open()
         check_query(query)
         return self._scan(query)
 
@@ -91,6 +95,7 @@ class InMemoryEventStore:
                 yield record
 
     def verify(self) -> VerifyResult:
+        self._check_open()
         return walk(self._committed[:])
 
     def add_commit_listener(self, listener: CommitListener) -> None:

@@ -69,6 +69,7 @@ class VerifyResult:
 
 
 CommitListener = Callable[[Sequence[AuditRecord]], None]
+HealthListener = Callable[[bool, str], None]
 
 
 class EventStore(Protocol):
@@ -98,6 +99,15 @@ class EventStore(Protocol):
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call `listener` with each group of rows right after it is committed."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """False while the database cannot be reached."""
+        ...
+
+    def add_health_listener(self, listener: HealthListener) -> None:
+        """Call `listener(healthy, reason)` on each change; it must not block or flush."""
         ...
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.ideas import Analysis, TradeIdea
 from domain.market import MarketBatch
 from domain.orders import Order
 from domain.risk import RiskDecision, TradingStatus
@@ -63,6 +64,24 @@ class RequestRefused:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AnalysisCompleted:
+    """The advisor answered an Analyze request; its ideas follow as `IdeaUpdated`."""
+
+    analysis: Analysis
+
+
+@dataclass(frozen=True, slots=True)
+class IdeaUpdated:
+    """An idea was proposed, decided or expired; `idea` is its new state.
+
+    One event class for the whole lifecycle, as `OrderUpdated` is for orders:
+    the row carries the idea as it now is (who decided, why, when).
+    """
+
+    idea: TradeIdea
+
+
 DomainEvent = (
     MarketDataReceived
     | SignalGenerated
@@ -71,6 +90,8 @@ DomainEvent = (
     | TradingStateChanged
     | StrategyStateChanged
     | RequestRefused
+    | AnalysisCompleted
+    | IdeaUpdated
 )
 
 

@@ -44,10 +44,12 @@ class Authenticator:
         return found
 
     def of(self, context: grpc.ServicerContext) -> str:
-        return self.principal(context.invocation_metadata())  # type: ignore[arg-type]
+        return self.principal(context.invocation_metadata())
 
 
-def _refusing(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+def _refusing(
+    handler: grpc.RpcMethodHandler[Any, Any], message: str
+) -> grpc.RpcMethodHandler[Any, Any]:
     def refuse(request: Any, context: grpc.ServicerContext) -> None:
         context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
@@ -60,21 +62,21 @@ def _refusing(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHan
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, authenticator: Authenticator) -> None:
         self._auth = authenticator
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         if handler is None or method.startswith(OPEN_SERVICES):
             return handler
         try:
-            self._auth.principal(handler_call_details.invocation_metadata)  # type: ignore[attr-defined]
+            self._auth.principal(handler_call_details.invocation_metadata)
         except Unauthenticated as exc:
             return _refusing(handler, str(exc))
         return handler

@@ -37,6 +37,7 @@ from server.auth import Authenticator, AuthInterceptor
 from server.event_stream import EventHub
 from server.servicer import TradingServicer
 from server.settings import Settings
+from server.store_outage import StoreOutageGuard
 from server.validation import NS, MarketBatchReader
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _restore(core: Core, store: EventStore) -> None:
     }
     for record in store.query(query):
         envelope: Envelope = record_to_envelope(record)
-        handlers[type(envelope.event)](envelope)  # type: ignore[index]
+        handlers[type(envelope.event)](envelope)
 
 
 @dataclass
@@ -106,10 +107,12 @@ class Service:
     store: EventStore
     hub: EventHub
     health: health.HealthServicer
+    outage_guard: StoreOutageGuard
 
     def stop(self, grace: float | None = 2.0) -> None:
         self.hub.close()
         self.server.stop(grace).wait()
+        self.outage_guard.close()
         self.store.close()
 
 
@@ -143,10 +146,11 @@ def create_server(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     _report_health(core, health_servicer)
+    guard = StoreOutageGuard(core, store)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    return Service(server, port, core, store, hub, health_servicer)
+    return Service(server, port, core, store, hub, health_servicer, guard)
 
 
 def _report_health(core: Core, health_servicer: health.HealthServicer) -> None:

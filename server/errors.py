@@ -29,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def status_of(exc: errors.DomainError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in STATUS_OF:
-            return STATUS_OF[cls]  # type: ignore[index]
+            return STATUS_OF[cls]
     return grpc.StatusCode.INTERNAL
 
 

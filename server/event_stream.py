@@ -95,7 +95,8 @@ class EventHub:
                 except queue.Empty:
                     if sub.overflowed:
                         raise Unavailable(
-                            "subscriber fell too far behind and was dropped; resubscribe with from_seq"
+                            "subscriber fell too far behind and was dropped; "
+                            "resubscribe with from_seq"
                         ) from None
                     continue
                 if item is _CLOSED:

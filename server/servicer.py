@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 import grpc
+from trading.v1 import risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 from trading.v1 import trading_service_pb2_grpc as pb_grpc
 
@@ -51,7 +52,7 @@ class TradingServicer(pb_grpc.TradingServiceServicer):
             active = sum(s.active for s in strategies)
             risk, execution = core.risk, core.execution
             open_orders = len(execution.orders(open_only=True))
-            store_ok = getattr(self._store, "healthy", True)
+            store_ok = self._store.healthy
             components = [
                 pb.ComponentHealth(
                     name="strategy", healthy=True, detail=f"{active} of {len(strategies)} active"
@@ -105,6 +106,7 @@ class TradingServicer(pb_grpc.TradingServiceServicer):
         if not name:
             raise InvalidInput("name is empty: give a strategy name (see ListStrategies)")
         info = self._core.set_strategy_active(name, active, self._auth.of(context))
+        self._core.bus.flush()  # an operator action is durable before it is confirmed
         return tr.strategy_to_proto(info)
 
     @maps_domain_errors
@@ -138,7 +140,7 @@ class TradingServicer(pb_grpc.TradingServiceServicer):
                 active=risk.active,
                 trading=tr.trading_status_to_proto(risk.trading),
                 rules=[
-                    tr.risk_pb2.RiskRule(
+                    risk_pb2.RiskRule(
                         name=rule.name,
                         parameters=rule.parameters(),
                         passed=risk.stats.per_rule[rule.name].passed,
@@ -157,6 +159,7 @@ class TradingServicer(pb_grpc.TradingServiceServicer):
     ) -> pb.ActivateRiskResponse:
         reason = validation.reason(request.reason) or "risk engine activated"
         status = self._core.set_trading_state(TradingState.ACTIVE, self._auth.of(context), reason)
+        self._core.bus.flush()
         return pb.ActivateRiskResponse(trading=tr.trading_status_to_proto(status))
 
     @maps_domain_errors
@@ -165,6 +168,7 @@ class TradingServicer(pb_grpc.TradingServiceServicer):
     ) -> pb.DeactivateRiskResponse:
         reason = validation.reason(request.reason) or "risk engine deactivated"
         status = self._core.set_trading_state(TradingState.HALTED, self._auth.of(context), reason)
+        self._core.bus.flush()
         return pb.DeactivateRiskResponse(trading=tr.trading_status_to_proto(status))
 
     # --- execution -------------------------------------------------------------------

@@ -61,7 +61,9 @@ class MarketBatchReader:
             stamps_ns = self._check_stamps(events, stamps_ns, now_ns)
         return MarketBatch(symbols, prices, volumes, stamps_ns)
 
-    def _find_bad_event(self, symbols: list[str], prices: list[float], volumes: list[float]) -> None:
+    def _find_bad_event(
+        self, symbols: list[str], prices: list[float], volumes: list[float]
+    ) -> None:
         for i, (sym, price, volume) in enumerate(zip(symbols, prices, volumes, strict=True)):
             if sym not in self._valid_symbols:
                 symbol(sym, f"event {i}: symbol")
@@ -83,7 +85,8 @@ class MarketBatchReader:
             if not event.HasField("timestamp"):
                 if self.require_timestamp:
                     raise InvalidInput(
-                        f"event {i} ({event.symbol}): timestamp is required when TRADING_CLOCK=event"
+                        f"event {i} ({event.symbol}): "
+                        "timestamp is required when TRADING_CLOCK=event"
                     )
                 stamp = now_ns
             elif not 0 <= stamp <= latest:
@@ -108,7 +111,9 @@ def page(page_size: int, page_token: str) -> tuple[int, int]:
     size = page_size or DEFAULT_PAGE_SIZE
     if not page_token:
         return 0, size
-    if not page_token.isdigit():
+    # Only ASCII digits: str.isdigit() also passes '²', which int() refuses, and
+    # int() refuses more than 4300 digits; no offset we hand out is that long.
+    if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 18):
         raise InvalidInput("page_token is not one this service issued; start without it")
     return int(page_token), size
 

@@ -60,9 +60,13 @@ def start_service(tmp_path: Path, calendar: Any) -> Iterator[StartService]:
         }
         values.update(overrides)
         settings = Settings(**values)
-        service = create_server(settings, "127.0.0.1:0", token=TOKEN, store=store, calendar=calendar)
+        service = create_server(
+            settings, "127.0.0.1:0", token=TOKEN, store=store, calendar=calendar
+        )
         service.server.start()
-        handle = RunningService(service, TradingClient(f"127.0.0.1:{service.port}", TOKEN), settings)
+        handle = RunningService(
+            service, TradingClient(f"127.0.0.1:{service.port}", TOKEN), settings
+        )
         running.append(handle)
         return handle
 

@@ -77,7 +77,8 @@ class PaperBroker:
         if order.side is Side.SELL and not self.config.allow_short and order.quantity > held:
             return f"insufficient position: sell {order.quantity} > held {held}"
         if order.side is Side.BUY and order.quantity * last > self._cash:
-            return f"insufficient buying power: need {order.quantity * last:.2f}, cash {self._cash:.2f}"
+            need = order.quantity * last
+            return f"insufficient buying power: need {need:.2f}, cash {self._cash:.2f}"
         return ""
 
     def _fill_price(self, order: SubmitOrder) -> Decimal | None:

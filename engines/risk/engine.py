@@ -131,7 +131,7 @@ class RiskEngine:
         self._bus.publish(RiskDecisionMade(decision), caused_by=envelope.seq)
 
     def set_trading_state(self, state: TradingState, changed_by: str, reason: str) -> TradingStatus:
-        """Halt or resume (an operator command). Recorded even if unchanged, as an operator action."""
+        """Halt or resume (an operator command); recorded even if unchanged."""
         status = TradingStatus(state, changed_by, reason, self._bus.clock.now())
         self._bus.publish(TradingStateChanged(status))
         return self.trading

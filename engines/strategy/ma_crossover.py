@@ -165,7 +165,12 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
                 if side:
                     n = min(count - 1, long_n)
                     crossings.append(
-                        (k, self._intent(new_side, spread, spread_then, sum_ret / n, sum_ret_sq / n))
+                        (
+                            k,
+                            self._intent(
+                                new_side, spread, spread_then, sum_ret / n, sum_ret_sq / n
+                            ),
+                        )
                     )
                 side = new_side
         st.index, st.spread_index, st.count, st.last_price, st.side = i, j, count, last, side
@@ -205,7 +210,10 @@ def _random_walk_swing_factor(short_n: int, long_n: int) -> float:
         return (n - j) / n if 0 <= j < n else 0.0
 
     weights = [
-        weight(short_n, j) - weight(short_n, j - short_n) - weight(long_n, j) + weight(long_n, j - short_n)
+        weight(short_n, j)
+        - weight(short_n, j - short_n)
+        - weight(long_n, j)
+        + weight(long_n, j - short_n)
         for j in range(short_n + long_n)
     ]
     return math.sqrt(sum(w * w for w in weights))

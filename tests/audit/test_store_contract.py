@@ -143,9 +143,14 @@ def test_commit_listeners_see_every_row_once_in_seq_order(store: EventStore) -> 
     assert all(seqs(batch) == sorted(seqs(batch)) for batch in calls)
 
 
-def test_closed_store_refuses_appends(store: EventStore) -> None:
+def test_closed_store_refuses_service(store: EventStore) -> None:
     store.append(record(1))
     store.close()
     store.close()  # closing twice is harmless
     with pytest.raises(Unavailable, match="closed"):
         store.append(record(2))
+    with pytest.raises(Unavailable, match="closed"):
+        store.query(AuditQuery())
+    with pytest.raises(Unavailable, match="closed"):
+        store.verify()
+    store.flush()  # nothing is pending: close() committed it

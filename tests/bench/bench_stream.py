@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
-
 from trading.v1 import market_pb2
 from trading.v1 import trading_service_pb2 as pb
 from trading.v1 import trading_service_pb2_grpc as pb_grpc
@@ -115,7 +114,9 @@ def run(out: Callable[[str], None] = print) -> None:
             out(f"{batch_size:>6} {baseline:>12,.0f} {service:>12,.0f} {service / baseline:>7.1%}")
 
 
-def _run_once(target: Callable[..., None], batches: list[pb.StreamMarketDataRequest], *args: object) -> float:
+def _run_once(
+    target: Callable[..., None], batches: list[pb.StreamMarketDataRequest], *args: object
+) -> float:
     for port in _with_server(target, *args):
         _measure(port, batches[: max(1, len(batches) // 20)])  # warm up
         return _measure(port, batches)

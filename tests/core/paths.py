@@ -6,9 +6,10 @@ import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from trading.v1 import market_pb2
+
 from client.sdk import market_event
 from domain.market import MarketBatch
-from trading.v1 import market_pb2
 
 # Tuesday 5 March 2024, 09:31 New York (EST, UTC-5): inside the regular session,
 # with 390 one-minute ticks of room before the close.
@@ -16,7 +17,9 @@ SESSION_START = datetime(2024, 3, 5, 14, 31, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 
 
-def v_reversal(down: int = 80, up: int = 60, start: float = 100.0, step: float = 0.005) -> list[float]:
+def v_reversal(
+    down: int = 80, up: int = 60, start: float = 100.0, step: float = 0.005
+) -> list[float]:
     """A sustained fall then a sustained rise: the 20-period MA crosses the 50-period
     MA upwards exactly once, decisively."""
     prices, price = [], start

@@ -45,18 +45,13 @@ def test_replaying_the_journal_reproduces_every_decision_and_order(
 ) -> None:
     live = _session_log(start_service, tmp_path / "live.db")
 
-    replay = make_harness(
-        calendar, start=None, trading_strategy_symbols=",".join(SYMBOLS)
-    )
+    replay = make_harness(calendar, start=None, trading_strategy_symbols=",".join(SYMBOLS))
     for _, kind, payload, _ in live:
         if kind == "MarketDataReceived":
             event = decode_event(kind, payload)
             assert isinstance(event, MarketDataReceived)
             replay.core.ingest(event.batch, event.source)
     replay.store.flush()
-    replayed = [
-        (r.seq, r.event_type, r.payload)
-        for r in replay.store.query(AuditQuery())
-    ]
+    replayed = [(r.seq, r.event_type, r.payload) for r in replay.store.query(AuditQuery())]
 
     assert replayed == [(seq, kind, payload) for seq, kind, payload, _ in live]

@@ -46,7 +46,9 @@ def test_partial_fills_accumulate_to_a_fill_with_the_average_price() -> None:
     order = order.transition(
         OrderStatus.PARTIALLY_FILLED, NOW, fill_quantity=Decimal(4), fill_price=Decimal(100)
     )
-    order = order.transition(OrderStatus.FILLED, NOW, fill_quantity=Decimal(6), fill_price=Decimal(110))
+    order = order.transition(
+        OrderStatus.FILLED, NOW, fill_quantity=Decimal(6), fill_price=Decimal(110)
+    )
 
     assert order.filled_quantity == 10
     assert order.average_fill_price == Decimal(106)
@@ -82,9 +84,13 @@ def test_an_overfill_is_refused() -> None:
         new_order("5").transition(OrderStatus.FILLED, NOW, fill_quantity=Decimal(6))
 
 
-def paper(prices: dict[str, Decimal], cash: str = "10000") -> tuple[PaperBroker, list[BrokerReport]]:
+def paper(
+    prices: dict[str, Decimal], cash: str = "10000"
+) -> tuple[PaperBroker, list[BrokerReport]]:
     reports: list[BrokerReport] = []
-    broker = PaperBroker(prices.get, PaperBrokerConfig(starting_cash=Decimal(cash), slippage_bps=Decimal(10)))
+    broker = PaperBroker(
+        prices.get, PaperBrokerConfig(starting_cash=Decimal(cash), slippage_bps=Decimal(10))
+    )
     broker.set_report_handler(reports.append)
     return broker, reports
 
@@ -119,7 +125,9 @@ def test_paper_refuses_what_a_cash_account_cannot_do() -> None:
 
 def test_paper_limit_orders_rest_until_cancelled_when_not_marketable() -> None:
     broker, reports = paper({"SPY": Decimal("100")})
-    broker.submit_order(SubmitOrder("c1", "SPY", Side.BUY, Decimal(1), OrderType.LIMIT, Decimal(90)))
+    broker.submit_order(
+        SubmitOrder("c1", "SPY", Side.BUY, Decimal(1), OrderType.LIMIT, Decimal(90))
+    )
     assert [r.status for r in reports] == [OrderStatus.ACCEPTED]
     assert [o.client_order_id for o in broker.get_open_orders()] == ["c1"]
 

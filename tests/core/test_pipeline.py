@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from trading.v1 import events_pb2, orders_pb2, risk_pb2
+
 from tests.conftest import RunningService
 from tests.core.paths import SESSION_START, sideways, ticks, v_reversal
-from trading.v1 import events_pb2, orders_pb2, risk_pb2
 
 
 def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
@@ -41,9 +42,9 @@ def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
     assert order.client_order_id.endswith(decision.decision_id)
     # Sized at 4% of equity at the crossing price: under the 5% limit.
     reference = Decimal(decision.signal.reference_price)
-    assert Decimal(order.quantity) == (Decimal(100000) * Decimal("0.04") / reference).to_integral_value(
-        rounding="ROUND_FLOOR"
-    )
+    assert Decimal(order.quantity) == (
+        Decimal(100000) * Decimal("0.04") / reference
+    ).to_integral_value(rounding="ROUND_FLOOR")
 
     [position] = client.list_positions().positions
     assert (position.symbol, position.quantity) == ("SPY", order.filled_quantity)
@@ -164,5 +165,11 @@ def test_strategies_can_be_listed_deactivated_and_reactivated(svc: RunningServic
 
     assert svc.client.activate_strategy("ma_crossover").strategy.active
     status = svc.client.get_status()
-    assert {c.name for c in status.components} == {"strategy", "risk", "execution", "broker", "audit"}
+    assert {c.name for c in status.components} == {
+        "strategy",
+        "risk",
+        "execution",
+        "broker",
+        "audit",
+    }
     assert status.counters.market_events == 140

@@ -136,7 +136,9 @@ def test_duplicate_signal_within_sixty_seconds_is_refused(paper: Harness) -> Non
         (datetime(2024, 7, 8, 13, 45, tzinfo=UTC), True),  # 09:45 EDT: summer time
     ],
 )
-def test_market_hours_follow_the_nyse_calendar(calendar: Any, moment: datetime, open_: bool) -> None:
+def test_market_hours_follow_the_nyse_calendar(
+    calendar: Any, moment: datetime, open_: bool
+) -> None:
     harness = make_harness(calendar, start=moment)
     decision = harness.signal(quantity="1")
 
@@ -188,7 +190,9 @@ def test_execution_refuses_a_decision_that_did_not_come_through_the_journal(
     from domain.events import Envelope, RiskDecisionMade
 
     approved = paper.signal(quantity="1")
-    forged = Envelope(seq=999, at=approved.decided_at, caused_by=0, event=RiskDecisionMade(approved))
+    forged = Envelope(
+        seq=999, at=approved.decided_at, caused_by=0, event=RiskDecisionMade(approved)
+    )
 
     with pytest.raises(PermissionError):
         paper.core.execution.on_risk_decision(forged)

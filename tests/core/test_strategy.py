@@ -63,7 +63,10 @@ def test_batches_give_exactly_the_answers_of_tick_by_tick() -> None:
     offset = 0
     for size in [1, 7, 500, 3, 1000, 489]:
         chunk = prices[offset : offset + size]
-        got += [(offset + k, i) for k, i in strategy.process_market_events("SPY", chunk, [0] * size, state)]
+        got += [
+            (offset + k, i)
+            for k, i in strategy.process_market_events("SPY", chunk, [0] * size, state)
+        ]
         offset += size
 
     assert got == expected
