@@ -300,6 +300,9 @@ class SqlAlchemyEventStore:
         with self._lock:
             if self._committed[0] >= target:
                 return
+            if threading.current_thread() is self._writer:
+                raise RuntimeError("flush() called from a commit or health listener: "
+                                   "it would wait for its own thread")
             self._flush_target = max(self._flush_target, target)
             started = self._attempts
             self._work.notify()
@@ -518,8 +521,23 @@ class SqlAlchemyEventStore:
         self._check_open()
         anchor = self._committed
         rows = self._stream(select(*_RECORD_COLUMNS).order_by(audit_events.c.seq))
+        last_read = 0
+
+        def reading() -> Iterator[AuditRecord]:
+            nonlocal last_read
+            for row in rows:
+                last_read = row.seq
+                yield row
+
         with contextlib.closing(rows):
-            return walk(rows, anchor=anchor if anchor[0] else None)
+            try:
+                return walk(reading(), anchor=anchor if anchor[0] else None)
+            except (ValueError, TypeError) as exc:
+                # SQLite keeps whatever a tamperer writes, e.g. a recorded_at that is
+                # no timestamp; such a row is a finding, not a crash. walk() had
+                # accepted every row before it.
+                return VerifyResult(False, last_read, last_read, last_read + 1,
+                                    f"row after seq {last_read} cannot be read: {exc}")
 
     def _check_open(self) -> None:
         if self._closing:

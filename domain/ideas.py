@@ -81,6 +81,7 @@ class Analysis:
     """
 
     analysis_id: str
+    requested_by: str
     kind: AnalysisKind
     question: str
     symbols: tuple[str, ...]

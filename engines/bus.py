@@ -92,6 +92,12 @@ class Sequencer:
             handler(envelope)
         return envelope
 
+    def next_seq(self) -> int:
+        """The seq the next published event will get. Only meaningful inside
+        `process`, where nothing else can publish first: it lets an event carry
+        an id derived from its own seq (an analysis is `a<seq>`)."""
+        return self._store.last_seq() + 1
+
     def is_journaled(self, envelope: Envelope) -> bool:
         """True only for an envelope this sequencer published (and so journaled)."""
         return self._recent.get(envelope.seq) is envelope

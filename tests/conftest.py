@@ -19,6 +19,7 @@ from audit.records import EventStore
 from client.sdk import TradingClient
 from server.bootstrap import Service, create_server, load_calendar
 from server.settings import Settings
+from tests import pg
 
 TOKEN = "test-token"
 
@@ -75,7 +76,21 @@ def start_service(tmp_path: Path, calendar: Any) -> Iterator[StartService]:
         handle.stop()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh audit database: a SQLite file, or a PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+        return
+    pg.require_postgres()
+    url = pg.create_database("service_test")
+    try:
+        yield url
+    finally:
+        pg.drop_database(url)
+
+
 @pytest.fixture
-def svc(start_service: StartService) -> RunningService:
-    """The default service: event clock, SQLite audit, SPY/QQQ/IWM crossover."""
-    return start_service()
+def svc(start_service: StartService, database_url: str) -> RunningService:
+    """The default service, on SQLite and on PostgreSQL: event clock, SPY/QQQ/IWM crossover."""
+    return start_service(database_url=database_url)

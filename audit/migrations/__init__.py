@@ -32,7 +32,8 @@ def alembic_config(
 ) -> Config:
     """An Alembic Config for the audit scripts; env.py migrates over `connection`."""
     config = Config()
-    config.set_main_option("script_location", script_location)
+    # Config values go through ConfigParser interpolation: a literal % must be doubled.
+    config.set_main_option("script_location", script_location.replace("%", "%%"))
     config.attributes["connection"] = connection
     return config
 

@@ -9,7 +9,7 @@ implementation must keep.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,7 @@ from audit.records import EventStore
 from audit.sql_store import SqlAlchemyEventStore
 from domain.errors import Unavailable
 from tests import pg
-
-OpenStore = Callable[..., SqlAlchemyEventStore]
+from tests.audit.helpers import OpenStore
 
 _POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import make_url
 
 from audit.codec import canonical_json
 from audit.records import NewRecord
+from audit.sql_store import SqlAlchemyEventStore
 from tests import pg
 
 T0 = datetime(2025, 3, 3, 14, 30, tzinfo=UTC)
+
+OpenStore = Callable[..., SqlAlchemyEventStore]
+"""The open_store fixture: (url, **SqlAlchemyEventStore options) -> an open store."""
 
 
 def record(i: int, *, event_type: str = "SignalGenerated", symbol: str | None = "AAPL",
@@ -21,6 +26,8 @@ def record(i: int, *, event_type: str = "SignalGenerated", symbol: str | None = 
     payload = canonical_json({
         "i": i, "symbol": symbol, "side": "BUY", "qty": "100", "limit_price": "187.25",
         "strategy": "sma_cross", "reason": "fast SMA crossed above slow SMA on 1m bars",
+        "verdicts": [{"rule": "max_position", "ok": True, "reason": "within 10000 limit"},
+                     {"rule": "market_hours", "ok": True, "reason": "XNYS open"}],
         "note": "grüße ✓",  # non-ASCII must survive storage and hashing unchanged
     })
     return NewRecord(

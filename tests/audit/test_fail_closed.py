@@ -15,8 +15,7 @@ from audit.records import AuditQuery, AuditRecord
 from audit.sql_store import SqlAlchemyEventStore
 from domain.errors import Unavailable
 from tests import pg
-from tests.audit.conftest import OpenStore
-from tests.audit.helpers import record
+from tests.audit.helpers import OpenStore, record
 from tests.tcp_proxy import TcpProxy
 
 

@@ -31,8 +31,7 @@ from audit.schema import metadata
 from audit.sql_store import SqlAlchemyEventStore, StoreConfigError
 from domain.errors import Unavailable
 from tests import pg
-from tests.audit.conftest import OpenStore
-from tests.audit.helpers import execute_raw, is_postgres, record, tamper
+from tests.audit.helpers import OpenStore, execute_raw, is_postgres, record, tamper
 
 
 def test_chain_and_seq_continue_across_reopen(store_url: str, open_store: OpenStore) -> None:
@@ -106,6 +105,16 @@ def _append_only_violations(url: str) -> list[str]:
     return errors
 
 
+def test_sqlite_runs_in_wal_mode(tmp_path: Path, open_store: OpenStore) -> None:
+    path = tmp_path / "audit.db"
+    open_store(f"sqlite:///{path}").close()
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        connection.close()
+
+
 def test_database_refuses_update_delete_truncate(store_url: str, open_store: OpenStore) -> None:
     store = open_store(store_url)
     appended = [store.append(record(i)) for i in range(1, 6)]
@@ -113,7 +122,6 @@ def test_database_refuses_update_delete_truncate(store_url: str, open_store: Ope
     errors = _append_only_violations(store_url)
     assert all("audit_events is append-only" in e for e in errors), errors
     assert list(store.query(AuditQuery())) == appended
-    execute_raw(store_url, "INSERT INTO audit_events SELECT * FROM audit_events WHERE 1 = 0")
 
 
 @pytest.mark.parametrize(("statement", "bad_seq", "reason"), [
@@ -150,6 +158,19 @@ def test_tampering_is_found_by_a_store_opened_later(store_url: str,
            "(SELECT recorded_at FROM audit_events WHERE seq = 1) WHERE seq = 4")
     result = open_store(store_url).verify()
     assert (result.ok, result.first_bad_seq, result.checked) == (False, 4, 3)
+
+
+def test_unreadable_tampered_row_is_a_finding_not_a_crash(tmp_path: Path,
+                                                         open_store: OpenStore) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    store = open_store(url)
+    for i in range(1, 6):
+        store.append(record(i))
+    store.flush()
+    tamper(url, "UPDATE audit_events SET recorded_at = 'yesterday' WHERE seq = 3")
+    result = store.verify()
+    assert (result.ok, result.first_bad_seq, result.checked) == (False, 3, 2)
+    assert result.reason.startswith("row after seq 2 cannot be read")
 
 
 def test_query_streams_instead_of_loading_everything(store_url: str,
