@@ -183,7 +183,12 @@ class SqlAlchemyEventStore:
     `flush_timeout_s`: longest `flush()` (and `close()`) waits for the
     database before raising Unavailable. `max_pending`: most rows that may wait
     for commit; past it `append()` raises Unavailable rather than let an outage
-    grow the process without bound. `connect_timeout_s`: per connection attempt.
+    grow the process without bound. `connect_timeout_s`: per connection attempt
+    (on SQLite, how long to wait for another connection's write lock).
+
+    Call close() before the process exits: the writer is a daemon thread, and
+    rows that were appended but not yet committed are lost with the process
+    (flush() is the durability point).
     """
 
     def __init__(

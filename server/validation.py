@@ -56,8 +56,14 @@ class MarketBatchReader:
             and set(symbols) <= self._valid_symbols
         ):
             self._find_bad_event(symbols, prices, volumes)
-        stamps_ns = [t.seconds * NS + t.nanos for t in stamps]
-        if min(stamps_ns) <= 0 or max(stamps_ns) > now_ns + self.max_future_skew_ns:
+        nanos = [t.nanos for t in stamps]
+        stamps_ns = [t.seconds * NS + n for t, n in zip(stamps, nanos, strict=True)]
+        if (
+            min(stamps_ns) <= 0
+            or max(stamps_ns) > now_ns + self.max_future_skew_ns
+            or min(nanos) < 0
+            or max(nanos) >= NS
+        ):
             stamps_ns = self._check_stamps(events, stamps_ns, now_ns)
         return MarketBatch(symbols, prices, volumes, stamps_ns)
 

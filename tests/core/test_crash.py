@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from trading.v1 import market_pb2
 
 from client.sdk import TradingClient
 from tests.core.paths import SESSION_START, ticks, v_reversal
-from trading.v1 import market_pb2
 
 pytestmark = pytest.mark.slow
 TOKEN = "crash-token"
@@ -53,7 +53,8 @@ class ServerProcess:
             grpc.channel_ready_future(channel).result(timeout=60)
         except grpc.FutureTimeoutError:
             self.proc.kill()
-            raise AssertionError(self.proc.stderr.read().decode() if self.proc.stderr else "")
+            stderr = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            raise AssertionError(f"server did not start: {stderr}") from None
         finally:
             channel.close()
 
@@ -70,6 +71,27 @@ def _batches(round_: int, count: int) -> list[list[market_pb2.MarketEvent]]:
     prices = [path[k % len(path)] for k in range(count)]
     events = ticks("SPY", prices, start=start, step=timedelta(seconds=1))
     return [events[i : i + 20] for i in range(0, len(events), 20)]
+
+
+def _kill_mid_stream(server: ServerProcess, batches: list[list[market_pb2.MarketEvent]]) -> None:
+    """Send `batches`, then hold the stream open until the process is dead."""
+    sent, killed = threading.Event(), threading.Event()
+
+    def messages() -> Iterator[list[market_pb2.MarketEvent]]:
+        yield from batches
+        sent.set()
+        killed.wait(60)
+
+    def killer() -> None:
+        sent.wait(60)
+        server.kill()
+        killed.set()
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    with pytest.raises(grpc.RpcError):
+        server.client.stream_market_data(messages())
+    thread.join()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -97,25 +119,8 @@ def test_sigkill_mid_stream_loses_no_acknowledged_batch_and_keeps_the_chain(cras
         [record] = list(client.query_audit(from_seq=summary.last_seq, to_seq=summary.last_seq))
         acknowledged[record.seq] = record.hash
 
-        # A second stream is cut short by SIGKILL after `kill_after` messages: the
-        # sender holds the stream open until the process is dead.
-        sent, killed = threading.Event(), threading.Event()
-
-        def messages() -> Iterator[list[market_pb2.MarketEvent]]:
-            yield from _batches(round_ + 100, 800)[:kill_after]
-            sent.set()
-            killed.wait(60)
-
-        def killer() -> None:
-            sent.wait(60)
-            server.kill()
-            killed.set()
-
-        thread = threading.Thread(target=killer)
-        thread.start()
-        with pytest.raises(grpc.RpcError):
-            client.stream_market_data(messages())
-        thread.join()
+        # A second stream is cut short by SIGKILL after `kill_after` messages.
+        _kill_mid_stream(server, _batches(round_ + 100, 800)[:kill_after])
 
     server = ServerProcess(crash_db)
     try:
