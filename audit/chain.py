@@ -22,7 +22,7 @@ hash from a dump of the table with these three lines of rules.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _json_string
 
@@ -40,9 +40,6 @@ MAX_KEY_CHARS = 256
 rejects btree entries past ~2.7 kB at commit time, when the row can no longer be refused."""
 
 _MAX_BIGINT = 2**63 - 1
-
-HealthListener = Callable[[bool, str], None]
-"""Told (healthy, reason) each time a store loses or regains its database."""
 
 
 def utc_iso(at: datetime) -> str:

@@ -19,8 +19,15 @@ import itertools
 import logging
 from collections.abc import Iterator
 
-from audit.chain import GENESIS, HealthListener, check_query, seal, walk
-from audit.records import AuditQuery, AuditRecord, CommitListener, NewRecord, VerifyResult
+from audit.chain import GENESIS, check_query, seal, walk
+from audit.records import (
+    AuditQuery,
+    AuditRecord,
+    CommitListener,
+    HealthListener,
+    NewRecord,
+    VerifyResult,
+)
 from domain.errors import Unavailable
 
 log = logging.getLogger(__name__)

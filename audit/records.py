@@ -27,8 +27,8 @@ class NewRecord:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One row of the audit log. `hash` covers (seq, recorded_at, event_type, payload,
-    prev_hash); `prev_hash` is the previous row's hash (64 zeros for seq 1)."""
+    """One row of the audit log. `hash` covers every column (see audit.chain for the
+    exact bytes); `prev_hash` is the previous row's hash (64 zeros for seq 1)."""
 
     seq: int
     recorded_at: datetime

@@ -46,13 +46,14 @@ from sqlalchemy import URL, Connection, Engine, Select, create_engine, event, se
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from audit.chain import GENESIS, HealthListener, check_query, seal, to_utc, walk
+from audit.chain import GENESIS, check_query, seal, to_utc, walk
 from audit.chain import MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES
 from audit.migrations import upgrade_connection, use_sqlalchemy_transactions
 from audit.records import (
     AuditQuery,
     AuditRecord,
     CommitListener,
+    HealthListener,
     NewRecord,
     VerifyResult,
 )
