@@ -8,6 +8,7 @@ import secrets
 import sys
 from concurrent import futures
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import exchange_calendars
@@ -23,6 +24,10 @@ from brokers.paper.adapter import PaperBroker
 from brokers.paper.config import PaperBrokerConfig
 from domain.events import Envelope, OrderUpdated, StrategyStateChanged, TradingStateChanged
 from domain.risk import TradingState, TradingStatus
+from engines.advisor.analyst import Analyst
+from engines.advisor.engine import AdvisorConfig, AdvisorEngine
+from engines.advisor.offline import OfflineAnalyst
+from engines.advisor.openai_analyst import openai_analyst
 from engines.bus import Sequencer
 from engines.clock import clock_from_name, ns_to_datetime
 from engines.core import Core
@@ -34,6 +39,7 @@ from engines.strategy.engine import StrategyEngine
 from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
 from engines.strategy.sizing import FractionOfEquitySizer
 from server.auth import Authenticator, AuthInterceptor
+from server.decoding import DecodeErrorInterceptor
 from server.event_stream import EventHub
 from server.servicer import TradingServicer
 from server.settings import Settings
@@ -79,9 +85,33 @@ def build_core(
     strategies = StrategyEngine(bus, prices, FractionOfEquitySizer(portfolio), [strategy])
     initial = TradingStatus(TradingState.ACTIVE, "system", "started", ns_to_datetime(0))
     risk = RiskEngine(bus, portfolio, default_rules(RiskConfig(), calendar), initial)
-    core = Core(bus, prices, portfolio, strategies, risk, execution)
+    advisor = AdvisorEngine(
+        bus, prices, portfolio, risk, strategies, build_analyst(settings), advisor_config(settings)
+    )
+    core = Core(bus, prices, portfolio, strategies, risk, execution, advisor)
     _restore(core, store)
     return core
+
+
+def build_analyst(settings: Settings) -> Analyst:
+    """OpenAI when OPENAI_API_KEY is set; the offline rule-based analyst otherwise."""
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+    if not key:
+        return OfflineAnalyst()
+    return openai_analyst(
+        key,
+        settings.openai_base_url,
+        settings.openai_model,
+        settings.openai_timeout_seconds,
+        settings.openai_max_retries,
+    )
+
+
+def advisor_config(settings: Settings) -> AdvisorConfig:
+    return AdvisorConfig(
+        idea_ttl=timedelta(seconds=settings.advisor_idea_ttl_seconds),
+        price_band_pct=settings.advisor_price_band_pct,
+    )
 
 
 def _restore(core: Core, store: EventStore) -> None:
@@ -135,7 +165,7 @@ def create_server(
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
-        interceptors=[AuthInterceptor(auth)],
+        interceptors=[AuthInterceptor(auth), DecodeErrorInterceptor()],
     )
     trading_service_pb2_grpc.add_TradingServiceServicer_to_server(
         TradingServicer(core, store, hub, auth, reader), server

@@ -1,0 +1,75 @@
+"""A request that does not decode (truncated bytes, a string field that is not
+UTF-8) is the caller's mistake, not ours: answer INVALID_ARGUMENT, not the
+INTERNAL grpcio gives when a deserializer raises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    reason: str
+
+
+def _abort(context: grpc.ServicerContext, bad: _Undecodable) -> None:
+    context.abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"the request could not be decoded as this method's message ({bad.reason}); "
+        "string fields must be valid UTF-8",
+    )
+
+
+def _checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, _Undecodable):
+            _abort(context, request)
+        yield request
+
+
+def _guard_behavior(behavior: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
+    def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+        if streaming:
+            return behavior(_checked(request, context), context)
+        if isinstance(request, _Undecodable):
+            _abort(context, request)
+        return behavior(request, context)
+
+    return guarded
+
+
+class DecodeErrorInterceptor(grpc.ServerInterceptor):
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+
+        def deserialize(raw: bytes) -> Any:
+            try:
+                return decode(raw)
+            except DecodeError as exc:
+                return _Undecodable(str(exc) or "malformed message")
+
+        kind = (handler.request_streaming, handler.response_streaming)
+        factory, behavior = {
+            (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
+            (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream),
+            (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
+            (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
+        }[kind]
+        assert behavior is not None
+        return factory(
+            _guard_behavior(behavior, streaming=handler.request_streaming),
+            request_deserializer=deserialize,
+            response_serializer=handler.response_serializer,
+        )
