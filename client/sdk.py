@@ -37,7 +37,7 @@ from typing import Final, Generic, Protocol, Self, TypeAlias, TypedDict, TypeVar
 import grpc
 import grpc.aio
 from google.protobuf import timestamp_pb2
-from trading.v1 import audit_pb2, events_pb2, market_pb2, trading_service_pb2_grpc
+from trading.v1 import advisor_pb2, audit_pb2, events_pb2, market_pb2, trading_service_pb2_grpc
 from trading.v1 import trading_service_pb2 as pb
 
 __all__ = [
@@ -151,6 +151,24 @@ def _audit_request(filters: AuditFilters) -> pb.QueryAuditRequest:
     if "until" in filters:
         request.until.CopyFrom(_timestamp(filters["until"]))
     return request
+
+
+def _analyze_request(
+    symbols: Iterable[str], question: str, kind: advisor_pb2.AnalysisKind.ValueType
+) -> pb.AnalyzeRequest:
+    return pb.AnalyzeRequest(symbols=symbols, question=question, kind=kind)
+
+
+def _list_ideas_request(
+    state: advisor_pb2.IdeaState.ValueType, page_size: int, page_token: str
+) -> pb.ListIdeasRequest:
+    return pb.ListIdeasRequest(state=state, page_size=page_size, page_token=page_token)
+
+
+def _decide_idea_request(
+    idea_id: str, decision: advisor_pb2.IdeaDecision.ValueType, reason: str
+) -> pb.DecideIdeaRequest:
+    return pb.DecideIdeaRequest(idea_id=idea_id, decision=decision, reason=reason)
 
 
 def _market_request(batch: MarketBatch) -> pb.StreamMarketDataRequest:
@@ -429,6 +447,46 @@ class TradingClient(_CallSettings):
         """Check the audit log's hash chain; `ok` false names the first bad seq."""
         return self._stub.VerifyAudit(pb.VerifyAuditRequest(), **self._unary)
 
+    def analyze(
+        self,
+        symbols: Iterable[str] = (),
+        question: str = "",
+        kind: advisor_pb2.AnalysisKind.ValueType = advisor_pb2.ANALYSIS_KIND_UNSPECIFIED,
+    ) -> pb.AnalyzeResponse:
+        """An analysis with risk warnings, and trade ideas pending approval (never trades).
+
+        Empty `symbols`: the portfolio's. UNSPECIFIED `kind`: a portfolio review.
+        UNAVAILABLE when the AI model cannot be reached.
+        """
+        request = _analyze_request(symbols, question, kind)
+        return self._stub.Analyze(request, **self._unary)
+
+    def list_ideas(
+        self,
+        state: advisor_pb2.IdeaState.ValueType = advisor_pb2.IDEA_STATE_UNSPECIFIED,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.ListIdeasResponse:
+        """One page of ideas (all states unless `state` says), oldest first."""
+        request = _list_ideas_request(state, page_size, page_token)
+        return self._stub.ListIdeas(request, **self._unary)
+
+    def get_idea(self, idea_id: str) -> pb.GetIdeaResponse:
+        """Raises NOT_FOUND for an unknown id."""
+        return self._stub.GetIdea(pb.GetIdeaRequest(idea_id=idea_id), **self._unary)
+
+    def decide_idea(
+        self, idea_id: str, decision: advisor_pb2.IdeaDecision.ValueType, reason: str = ""
+    ) -> pb.DecideIdeaResponse:
+        """Approve or reject a pending idea, as this client's principal.
+
+        An approval sends the idea, as a signal, through the risk gate; the
+        answer shows the risk decision and the order. FAILED_PRECONDITION when
+        the idea is already decided, expired, or its price has moved too far.
+        """
+        request = _decide_idea_request(idea_id, decision, reason)
+        return self._stub.DecideIdea(request, **self._unary)
+
 
 class AsyncTradingClient(_CallSettings):
     """The asyncio twin of TradingClient, over grpc.aio; create it inside the event loop.
@@ -551,3 +609,30 @@ class AsyncTradingClient(_CallSettings):
 
     async def verify_audit(self) -> pb.VerifyAuditResponse:
         return await self._stub.VerifyAudit(pb.VerifyAuditRequest(), **self._unary)
+
+    async def analyze(
+        self,
+        symbols: Iterable[str] = (),
+        question: str = "",
+        kind: advisor_pb2.AnalysisKind.ValueType = advisor_pb2.ANALYSIS_KIND_UNSPECIFIED,
+    ) -> pb.AnalyzeResponse:
+        request = _analyze_request(symbols, question, kind)
+        return await self._stub.Analyze(request, **self._unary)
+
+    async def list_ideas(
+        self,
+        state: advisor_pb2.IdeaState.ValueType = advisor_pb2.IDEA_STATE_UNSPECIFIED,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.ListIdeasResponse:
+        request = _list_ideas_request(state, page_size, page_token)
+        return await self._stub.ListIdeas(request, **self._unary)
+
+    async def get_idea(self, idea_id: str) -> pb.GetIdeaResponse:
+        return await self._stub.GetIdea(pb.GetIdeaRequest(idea_id=idea_id), **self._unary)
+
+    async def decide_idea(
+        self, idea_id: str, decision: advisor_pb2.IdeaDecision.ValueType, reason: str = ""
+    ) -> pb.DecideIdeaResponse:
+        request = _decide_idea_request(idea_id, decision, reason)
+        return await self._stub.DecideIdea(request, **self._unary)

@@ -10,6 +10,7 @@ from domain.events import Envelope
 from domain.market import MarketBatch
 from domain.orders import Order
 from domain.risk import TradingState, TradingStatus
+from engines.advisor.engine import AdvisorEngine
 from engines.bus import Sequencer
 from engines.execution.engine import ExecutionEngine
 from engines.market import MarketPrices
@@ -33,6 +34,7 @@ class Core:
         strategies: StrategyEngine,
         risk: RiskEngine,
         execution: ExecutionEngine,
+        advisor: AdvisorEngine,
     ) -> None:
         self.bus = bus
         self.prices = prices
@@ -40,15 +42,19 @@ class Core:
         self.strategies = strategies
         self.risk = risk
         self.execution = execution
+        self.advisor = advisor
         self.stats = CoreStats()
 
-    def ingest(self, batch: MarketBatch, source: str) -> list[Envelope]:
-        """Stage a batch of market data for the journal and run it through the strategies."""
+    def ingest(self, batch: MarketBatch, source: str, *, journal_now: bool = False) -> list[Envelope]:
+        """Stage a batch of market data for the journal and run it through the strategies;
+        `journal_now` journals it before returning even if it caused nothing."""
 
         def work() -> None:
             self.stats.market_events += len(batch)
             self.stats.batches += 1
             self.strategies.on_market_data(batch, source)
+            if journal_now:
+                self.bus.journal_market_data()
 
         return self.bus.process(work, market_data=True)[1]
 

@@ -18,6 +18,7 @@ from domain.risk import TradingState
 from engines.core import Core
 from server import translate as tr
 from server import validation
+from server.advisor_rpcs import AdvisorRpcs
 from server.auth import Authenticator
 from server.errors import maps_domain_errors
 from server.event_stream import EventHub
@@ -25,7 +26,7 @@ from server.event_stream import EventHub
 VERSION = "0.1.0"
 
 
-class TradingServicer(pb_grpc.TradingServiceServicer):
+class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     def __init__(
         self,
         core: Core,
@@ -89,6 +90,7 @@ class TradingServicer(pb_grpc.TradingServiceServicer):
                 now=tr.timestamp(core.bus.clock.now()),
                 broker=execution.broker_name,
                 version=VERSION,
+                advisor=tr.advisor_counters_to_proto(core.advisor.analyst, core.advisor.counters()),
             )
 
     # --- strategies ----------------------------------------------------------------
@@ -293,10 +295,15 @@ class TradingServicer(pb_grpc.TradingServiceServicer):
         if not request.HasField("event"):
             raise InvalidInput("event is required")
         batch = self._reader.read([request.event], time.time_ns())
-        caused = self._core.ingest(batch, source=f"simulate:{self._auth.of(context)}")
+        caused = self._core.ingest(
+            batch, source=f"simulate:{self._auth.of(context)}", journal_now=True
+        )
         self._core.bus.flush()
         orders: dict[str, Order] = {}
-        response = pb.SimulateMarketEventResponse(seq=caused[0].seq)
+        # The journal record holding this tick is the last market-data record it caused
+        # (staged ticks of another feed may have been journaled just before it).
+        journaled = [e for e in caused if isinstance(e.event, ev.MarketDataReceived)]
+        response = pb.SimulateMarketEventResponse(seq=journaled[-1].seq)
         for envelope in caused:
             match envelope.event:
                 case ev.SignalGenerated(signal=s):

@@ -35,7 +35,25 @@ class Settings(BaseSettings):
     alpaca_api_key: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None
     alpaca_base_url: str = "https://paper-api.alpaca.markets"
-    openai_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = Field(
+        None, description="set: the advisor asks OpenAI; unset: the offline rule-based analyst"
+    )
+    openai_base_url: str | None = Field(
+        None, description="OpenAI API base URL (OPENAI_BASE_URL); unset: the SDK's default"
+    )
+    openai_model: str = Field("gpt-4o-mini", description="model the OpenAI analyst asks")
+    openai_timeout_seconds: float = Field(20, gt=0, description="per attempt")
+    openai_max_retries: int = Field(
+        2, ge=0, description="retries of transient errors (connection, 408, 409, 429, 5xx)"
+    )
+    advisor_idea_ttl_seconds: int = Field(
+        900, gt=0, description="how long a trade idea may wait for a decision"
+    )
+    advisor_price_band_pct: Decimal = Field(
+        Decimal("0.05"),
+        gt=0,
+        description="an approval is refused when the price moved more than this since the idea",
+    )
 
     @field_validator("trading_strategy_symbols", mode="before")
     @classmethod

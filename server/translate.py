@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import (
+    advisor_pb2,
     audit_pb2,
     events_pb2,
     orders_pb2,
@@ -15,10 +16,13 @@ from trading.v1 import (
 
 from audit.records import AuditRecord
 from domain import events as ev
+from domain.ideas import Analysis, AnalysisKind, IdeaState, TradeIdea
 from domain.orders import Order, OrderStatus, OrderType, Side
 from domain.portfolio import Account, Position
 from domain.risk import RiskDecision, TradingState, TradingStatus
 from domain.signals import TradeSignal
+from engines.advisor.analyst import Analyst
+from engines.advisor.engine import AdvisorStats
 from engines.strategy.engine import StrategyInfo
 
 SIDE_TO_PROTO = {Side.BUY: orders_pb2.SIDE_BUY, Side.SELL: orders_pb2.SIDE_SELL}
@@ -49,6 +53,8 @@ EVENT_TYPE_TO_PROTO: dict[type[object], int] = {
     ev.TradingStateChanged: events_pb2.EVENT_TYPE_TRADING_STATE,
     ev.StrategyStateChanged: events_pb2.EVENT_TYPE_STRATEGY_STATE,
     ev.RequestRefused: events_pb2.EVENT_TYPE_REQUEST_REFUSED,
+    ev.IdeaUpdated: events_pb2.EVENT_TYPE_IDEA,
+    ev.AnalysisCompleted: events_pb2.EVENT_TYPE_ANALYSIS,
 }
 EVENT_TYPE_NAMES: dict[int, str] = {v: k.__name__ for k, v in EVENT_TYPE_TO_PROTO.items()}
 
@@ -184,6 +190,10 @@ def envelope_to_event(e: ev.Envelope) -> events_pb2.Event:
             out.request_refused.CopyFrom(
                 events_pb2.RequestRefusal(method=method, principal=principal, reason=reason)
             )
+        case ev.IdeaUpdated(idea=idea):
+            out.idea.CopyFrom(idea_to_proto(idea))
+        case ev.AnalysisCompleted(analysis=analysis):
+            out.analysis.CopyFrom(analysis_to_proto(analysis))
     return out
 
 
@@ -199,4 +209,86 @@ def audit_record_to_proto(r: AuditRecord) -> audit_pb2.AuditRecord:
         payload_json=r.payload,
         prev_hash=r.prev_hash,
         hash=r.hash,
+    )
+
+
+# --- the advisor ---------------------------------------------------------------------
+
+ANALYSIS_KIND_TO_PROTO = {
+    AnalysisKind.PORTFOLIO_REVIEW: advisor_pb2.ANALYSIS_KIND_PORTFOLIO_REVIEW,
+    AnalysisKind.MARKET_CONDITIONS: advisor_pb2.ANALYSIS_KIND_MARKET_CONDITIONS,
+    AnalysisKind.EDUCATION: advisor_pb2.ANALYSIS_KIND_EDUCATION,
+}
+ANALYSIS_KIND_FROM_PROTO = {v: k for k, v in ANALYSIS_KIND_TO_PROTO.items()}
+IDEA_STATE_TO_PROTO = {
+    IdeaState.PENDING_APPROVAL: advisor_pb2.IDEA_STATE_PENDING_APPROVAL,
+    IdeaState.APPROVED: advisor_pb2.IDEA_STATE_APPROVED,
+    IdeaState.REJECTED: advisor_pb2.IDEA_STATE_REJECTED,
+    IdeaState.EXPIRED: advisor_pb2.IDEA_STATE_EXPIRED,
+}
+IDEA_STATE_FROM_PROTO = {v: k for k, v in IDEA_STATE_TO_PROTO.items()}
+
+
+def idea_to_proto(
+    idea: TradeIdea, decision: RiskDecision | None = None, order: Order | None = None
+) -> advisor_pb2.TradeIdea:
+    """An idea; with the risk decision and order its approval led to, when given."""
+    out = advisor_pb2.TradeIdea(
+        idea_id=idea.idea_id,
+        analysis_id=idea.analysis_id,
+        symbol=idea.symbol,
+        side=SIDE_TO_PROTO[idea.side],
+        quantity=str(idea.quantity),
+        notional=str(idea.notional),
+        limit_price="" if idea.limit_price is None else str(idea.limit_price),
+        reference_price=str(idea.reference_price),
+        confidence=idea.confidence,
+        rationale=idea.rationale,
+        risks=idea.risks,
+        created_at=timestamp(idea.created_at),
+        expires_at=timestamp(idea.expires_at),
+        state=IDEA_STATE_TO_PROTO[idea.state],
+        decided_by=idea.decided_by,
+        decision_reason=idea.decision_reason,
+        decision_id=idea.decision_id,
+        order_id=idea.order_id,
+    )
+    if idea.decided_at is not None:
+        out.decided_at.CopyFrom(timestamp(idea.decided_at))
+    if decision is not None:
+        out.risk_decision.CopyFrom(decision_to_proto(decision))
+    if order is not None:
+        out.order.CopyFrom(order_to_proto(order))
+    return out
+
+
+def analysis_to_proto(a: Analysis) -> advisor_pb2.Analysis:
+    return advisor_pb2.Analysis(
+        analysis_id=a.analysis_id,
+        requested_by=a.requested_by,
+        kind=ANALYSIS_KIND_TO_PROTO[a.kind],
+        question=a.question,
+        symbols=a.symbols,
+        text=a.text,
+        warnings=a.warnings,
+        analyst=a.analyst,
+        model=a.model,
+        prompt_version=a.prompt_version,
+        created_at=timestamp(a.created_at),
+        idea_ids=a.idea_ids,
+        dropped=a.dropped,
+    )
+
+
+def advisor_counters_to_proto(analyst: Analyst, stats: AdvisorStats) -> advisor_pb2.AdvisorCounters:
+    return advisor_pb2.AdvisorCounters(
+        analyst=analyst.name,
+        model=analyst.model,
+        analyses=stats.analyses,
+        ideas_proposed=stats.proposed,
+        ideas_approved=stats.approved,
+        ideas_rejected=stats.rejected,
+        ideas_expired=stats.expired,
+        ideas_dropped=stats.dropped,
+        analyst_unavailable=stats.unavailable,
     )

@@ -84,7 +84,7 @@ class MarketBatchReader:
     def _check_stamps(
         self, events: Sequence[market_pb2.MarketEvent], stamps_ns: list[int], now_ns: int
     ) -> list[int]:
-        """The slow path: some stamp is missing, negative or too far ahead."""
+        """The slow path: some stamp is missing, malformed, negative or too far ahead."""
         latest = now_ns + self.max_future_skew_ns
         checked = []
         for i, (event, stamp) in enumerate(zip(events, stamps_ns, strict=True)):
@@ -95,6 +95,11 @@ class MarketBatchReader:
                         "timestamp is required when TRADING_CLOCK=event"
                     )
                 stamp = now_ns
+            elif not 0 <= event.timestamp.nanos < NS:
+                raise InvalidInput(
+                    f"event {i} ({event.symbol}): timestamp nanos must be 0 to 999999999, "
+                    f"got {event.timestamp.nanos}"
+                )
             elif not 0 <= stamp <= latest:
                 raise InvalidInput(self._bad_timestamp(i, event.symbol, stamp, now_ns))
             checked.append(stamp)

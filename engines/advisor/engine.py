@@ -2,10 +2,10 @@
 approval into a signal for the risk gate.
 
 Analyze is three steps, so that a slow model never holds up the core: the
-snapshot is taken under the sequencer (`reading`), the analyst is called with
-no lock held, and the result is validated and journaled as one input
-(`process`): `AnalysisCompleted`, then one `IdeaUpdated` per idea, each idea
-PENDING_APPROVAL.
+snapshot is taken in the sequencer (`process`, which first journals any staged
+market data, so the recent prices are complete), the analyst is called with no
+lock held, and the result is validated and journaled as a second input:
+`AnalysisCompleted`, then one `IdeaUpdated` per idea, each PENDING_APPROVAL.
 
 A decision is judged on the world as it is when the human decides: the idea
 must still be pending and unexpired (by the core's clock), and its symbol's
@@ -14,7 +14,7 @@ approval journals the idea as APPROVED, then publishes a `SignalGenerated`
 whose source is `idea:<id>`: from there on it is a signal like any other,
 which the risk engine approves or rejects with the portfolio as it is now.
 
-State changes only in the event handlers, from journaled events. Expiry is
+Ideas change only in the event handlers, from journaled events. Expiry is
 noticed lazily, when ideas are read or decided, and journaled then.
 """
 
@@ -138,8 +138,7 @@ class AdvisorEngine:
     def analyze(self, request: AnalysisRequest, principal: str) -> tuple[Analysis, list[TradeIdea]]:
         """Snapshot, ask the analyst with no lock held, then journal the outcome.
         Raises Unavailable (recorded as a refused request) when the analyst is."""
-        with self._bus.reading():
-            context = self.context(request)
+        context = self._bus.process(lambda: self.context(request))[0]
         try:
             reply = self.analyst.analyze(context)
         except Unavailable as exc:
@@ -166,6 +165,14 @@ class AdvisorEngine:
             return record
 
         return self._read(find)
+
+    def counters(self) -> AdvisorStats:
+        """The running totals; call under the sequencer. A pending idea past its
+        expiry counts as expired already, though only a read or a decision
+        journals that, so reading the counters changes nothing."""
+        now = self._bus.clock.now()
+        due = sum(1 for i in self._pending if self._ideas[i].idea.is_expired(now))
+        return replace(self.stats, expired=self.stats.expired + due)
 
     def _read(self, read: Callable[[], T]) -> T:
         def work() -> T:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-from domain.ideas import IdeaState, TradeIdea
+from domain.ideas import AnalysisKind, IdeaState, TradeIdea
 from domain.orders import Side
 from engines.advisor.analyst import AnalysisContext, ProposedIdea
 
@@ -66,9 +66,12 @@ def validate_all(
     """Split proposals into valid ideas and drop reasons, in the analyst's order."""
     valid: list[ValidIdea] = []
     dropped: list[str] = []
-    for number, proposal in enumerate(proposals, start=1):
-        label = f"idea {number} ({proposal.symbol or '?'} {proposal.side or '?'})"
-        if number > ctx.max_ideas:
+    for proposal in proposals:
+        label = f"{proposal.symbol.strip() or '?'} {proposal.side.strip() or '?'}"
+        if ctx.request.kind is AnalysisKind.EDUCATION:
+            dropped.append(f"{label}: dropped, an education answer proposes no trades")
+            continue
+        if len(valid) == ctx.max_ideas:
             dropped.append(f"{label}: dropped, at most {ctx.max_ideas} ideas per analysis")
             continue
         try:

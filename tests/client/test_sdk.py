@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 from google.protobuf.message import Message
-from trading.v1 import audit_pb2, events_pb2, market_pb2, orders_pb2, risk_pb2
+from trading.v1 import advisor_pb2, audit_pb2, events_pb2, market_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 from client import AsyncTradingClient, TradingClient, market_event
@@ -162,6 +162,34 @@ UNARY_CASES = [
         lambda c: c.verify_audit(),
         pb.VerifyAuditRequest(),
         pb.VerifyAuditResponse(ok=True, checked=7, last_seq=7),
+    ),
+    Case(
+        "Analyze",
+        lambda c: c.analyze(["IBM"], "why?", advisor_pb2.ANALYSIS_KIND_EDUCATION),
+        pb.AnalyzeRequest(
+            symbols=["IBM"], question="why?", kind=advisor_pb2.ANALYSIS_KIND_EDUCATION
+        ),
+        pb.AnalyzeResponse(analysis=advisor_pb2.Analysis(analysis_id="a1", text="t")),
+    ),
+    Case(
+        "ListIdeas",
+        lambda c: c.list_ideas(advisor_pb2.IDEA_STATE_PENDING_APPROVAL, page_size=2),
+        pb.ListIdeasRequest(state=advisor_pb2.IDEA_STATE_PENDING_APPROVAL, page_size=2),
+        pb.ListIdeasResponse(ideas=[advisor_pb2.TradeIdea(idea_id="i2.1")], next_page_token="2"),
+    ),
+    Case(
+        "GetIdea",
+        lambda c: c.get_idea("i2.1"),
+        pb.GetIdeaRequest(idea_id="i2.1"),
+        pb.GetIdeaResponse(idea=advisor_pb2.TradeIdea(idea_id="i2.1")),
+    ),
+    Case(
+        "DecideIdea",
+        lambda c: c.decide_idea("i2.1", advisor_pb2.IDEA_DECISION_REJECT, "too risky"),
+        pb.DecideIdeaRequest(
+            idea_id="i2.1", decision=advisor_pb2.IDEA_DECISION_REJECT, reason="too risky"
+        ),
+        pb.DecideIdeaResponse(idea=advisor_pb2.TradeIdea(idea_id="i2.1", decided_by="operator")),
     ),
 ]
 

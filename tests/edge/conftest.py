@@ -1,5 +1,11 @@
-"""Fixtures of the edge tests: a raw channel to the default service, for calls
-made the way a client in another language makes them (no SDK)."""
+"""Fixtures of the edge tests.
+
+`svc` is narrowed to SQLite here: what these tests check (authentication,
+validation, status codes, reflection, health) happens at the gRPC edge before
+or after the store is touched, and the store's own behaviour on PostgreSQL is
+covered by tests/audit and the service tests. The restart test, whose subject
+is what the store keeps, still runs on both databases (`database_url`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,13 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from tests.conftest import RunningService
+from tests.conftest import RunningService, StartService
+
+
+@pytest.fixture
+def svc(start_service: StartService) -> RunningService:
+    """The default service: event clock, SQLite audit file, SPY/QQQ/IWM crossover."""
+    return start_service()
 
 
 @pytest.fixture

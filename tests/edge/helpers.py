@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from trading.v1 import market_pb2
+from trading.v1 import market_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 from client.sdk import ServerStream, TradingClient, market_event
@@ -58,9 +58,17 @@ def crossover_prices() -> list[float]:
     return [100 - 0.2 * i for i in range(60)] + [88 + 1.0 * i for i in range(30)]
 
 
-def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
-    """Run a call that must fail and return its error. A server stream is read
-    to the end (and cancelled by a guard if it never ends)."""
+@dataclass(frozen=True)
+class Failure:
+    """How a call failed: its status code and the explanation a person reads."""
+
+    code: grpc.StatusCode
+    details: str
+
+
+def failure_of(call: Callable[[], object]) -> Failure:
+    """Run a call that must fail and return how it failed. A server stream is
+    read to the end (and cancelled by a guard if it never ends)."""
     with pytest.raises(grpc.RpcError) as info:
         result = call()
         if isinstance(result, ServerStream):
@@ -70,7 +78,7 @@ def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
                 list(result)
             finally:
                 guard.cancel()
-    return info.value
+    return Failure(info.value.code(), info.value.details() or "")
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ class Snapshot:
     last_seq: int
     chain_ok: bool
     counters: pb.Counters
-    trading: bytes
+    trading: risk_pb2.TradingStatus
     positions: pb.ListPositionsResponse
     strategies: pb.ListStrategiesResponse
     orders: pb.ListOrderHistoryResponse
@@ -94,7 +102,7 @@ def snapshot(client: TradingClient) -> Snapshot:
         last_seq=verified.last_seq,
         chain_ok=verified.ok,
         counters=status.counters,
-        trading=status.trading.SerializeToString(deterministic=True),
+        trading=status.trading,
         positions=client.list_positions(),
         strategies=client.list_strategies(),
         orders=client.list_order_history(),
@@ -120,4 +128,3 @@ def health_of(channel: grpc.Channel, service: str) -> int:
     response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
     status: int = response.status
     return status
-

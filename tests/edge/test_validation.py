@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import grpc
 import pytest
@@ -26,8 +27,8 @@ from tests.edge.helpers import (
     Snapshot,
     bearer,
     crossover_prices,
+    failure_of,
     journaled_ticks,
-    rpc_error,
     snapshot,
     ticks,
 )
@@ -117,9 +118,9 @@ def test_simulate_refuses_a_bad_event_and_changes_nothing(
 ) -> None:
     client = traded.client
     before = snapshot(client)
-    error = rpc_error(lambda: client.simulate_market_event(symbol, price, volume, _stamp(when)))
-    assert error.code() == INVALID
-    assert message in error.details()
+    failure = failure_of(lambda: client.simulate_market_event(symbol, price, volume, _stamp(when)))
+    assert failure.code == INVALID
+    assert message in failure.details
     assert snapshot(client) == before
 
 
@@ -138,11 +139,11 @@ def test_stream_refuses_a_message_with_a_bad_event_whole(
     before = snapshot(client)
     batch = ticks("SPY", [555.0, 556.0, 557.0, 558.0], start=LATER)
     batch.append(market_event(symbol, price, volume, _stamp(when)))
-    error = rpc_error(lambda: client.stream_market_data([batch]))
-    assert error.code() == INVALID
-    assert message in error.details()
-    assert "event 4" in error.details()
-    assert "message 0 refused" in error.details()
+    failure = failure_of(lambda: client.stream_market_data([batch]))
+    assert failure.code == INVALID
+    assert message in failure.details
+    assert "event 4" in failure.details
+    assert "message 0 refused" in failure.details
     _unchanged_but_for_one_refusal(before, client)
 
 
@@ -150,11 +151,40 @@ def test_a_refused_message_does_not_spoil_the_next_stream(traded: RunningService
     """After refusals, good data with the same symbols is still accepted."""
     client = traded.client
     for bad in ("spy", "A B"):
-        rpc_error(lambda bad=bad: client.stream_market_data([[market_event(bad, 1.0, 1.0, LATER)]]))
+        batch = [market_event(bad, 1.0, 1.0, LATER)]
+        assert failure_of(partial(client.stream_market_data, [batch])).code == INVALID
     summary = client.stream_market_data([ticks("SPY", [600.0, 601.0], start=LATER)])
     assert (summary.events_accepted, summary.batches_accepted) == (2, 1)
     (position,) = client.list_positions().positions
     assert position.market_price == "601.0"
+
+
+@pytest.mark.parametrize("nanos", [-1, 1_000_000_000], ids=["negative", "a-whole-second"])
+def test_a_timestamp_with_out_of_range_nanos_is_refused(traded: RunningService, nanos: int) -> None:
+    """A Timestamp's nanos must be 0..999999999 (google.protobuf.Timestamp); other
+    values are not a time at all, so they are refused rather than carried over."""
+    client = traded.client
+    before = snapshot(client)
+    event = market_pb2.MarketEvent(symbol="SPY", price=500.0, volume=10.0)
+    event.timestamp.seconds = int(LATER.timestamp())
+    event.timestamp.nanos = nanos
+    failure = failure_of(lambda: client.stream_market_data([[event]]))
+    assert failure.code == INVALID
+    assert f"event 0 (SPY): timestamp nanos must be 0 to 999999999, got {nanos}" in failure.details
+    _unchanged_but_for_one_refusal(before, client)
+
+
+def test_a_good_event_is_accepted_by_simulate(traded: RunningService) -> None:
+    """The control for the refusals above: the same call with good values works,
+    and its event is journaled."""
+    client = traded.client
+    before = snapshot(client)
+    answer = client.simulate_market_event("SPY", 560.0, 10.0, LATER)
+    assert answer.seq > before.last_seq
+    (record,) = client.query_audit(from_seq=answer.seq, to_seq=answer.seq)
+    assert record.event_type == "MarketDataReceived"
+    (position,) = client.list_positions().positions
+    assert position.market_price == "560.0"
 
 
 def test_simulate_without_an_event_is_refused(
@@ -162,22 +192,22 @@ def test_simulate_without_an_event_is_refused(
 ) -> None:
     before = snapshot(traded.client)
     stub = trading_service_pb2_grpc.TradingServiceStub(channel)
-    error = rpc_error(
+    failure = failure_of(
         lambda: stub.SimulateMarketEvent(
             trading_service_pb2.SimulateMarketEventRequest(), metadata=bearer(), timeout=10
         )
     )
-    assert error.code() == INVALID
-    assert "event is required" in error.details()
+    assert failure.code == INVALID
+    assert "event is required" in failure.details
     assert snapshot(traded.client) == before
 
 
 def test_an_empty_stream_message_is_refused(traded: RunningService) -> None:
     client = traded.client
     before = snapshot(client)
-    error = rpc_error(lambda: client.stream_market_data([[]]))
-    assert error.code() == INVALID
-    assert "no events" in error.details()
+    failure = failure_of(lambda: client.stream_market_data([[]]))
+    assert failure.code == INVALID
+    assert "no events" in failure.details
     _unchanged_but_for_one_refusal(before, client)
 
 
@@ -187,7 +217,10 @@ Call = Callable[[TradingClient], object]
 
 BAD_REQUESTS = [
     pytest.param(
-        lambda c: c.activate_strategy("no_such"), NOT_FOUND, "no strategy named", id="activate-unknown"
+        lambda c: c.activate_strategy("no_such"),
+        NOT_FOUND,
+        "no strategy named",
+        id="activate-unknown",
     ),
     pytest.param(
         lambda c: c.deactivate_strategy("no_such"),
@@ -196,7 +229,9 @@ BAD_REQUESTS = [
         id="deactivate-unknown",
     ),
     pytest.param(lambda c: c.activate_strategy(""), INVALID, "name is empty", id="activate-empty"),
-    pytest.param(lambda c: c.deactivate_strategy(""), INVALID, "name is empty", id="deactivate-empty"),
+    pytest.param(
+        lambda c: c.deactivate_strategy(""), INVALID, "name is empty", id="deactivate-empty"
+    ),
     pytest.param(
         lambda c: c.get_risk_status(recent_decisions=5000), INVALID, "at most 1000", id="risk-5000"
     ),
@@ -245,7 +280,10 @@ BAD_REQUESTS = [
         id="subscribe-unknown-type",
     ),
     pytest.param(
-        lambda c: c.subscribe_events(symbols=["A B"]), INVALID, "malformed", id="subscribe-bad-symbol"
+        lambda c: c.subscribe_events(symbols=["A B"]),
+        INVALID,
+        "malformed",
+        id="subscribe-bad-symbol",
     ),
     pytest.param(
         lambda c: c.query_audit(from_seq=5, to_seq=2), INVALID, "from_seq", id="audit-from-after-to"
@@ -256,7 +294,9 @@ BAD_REQUESTS = [
         "NoSuchEvent",
         id="audit-unknown-type",
     ),
-    pytest.param(lambda c: c.query_audit(symbol="spy"), INVALID, "malformed", id="audit-bad-symbol"),
+    pytest.param(
+        lambda c: c.query_audit(symbol="spy"), INVALID, "malformed", id="audit-bad-symbol"
+    ),
 ]
 
 
@@ -266,9 +306,9 @@ def test_bad_request_is_refused_with_a_clear_error_and_changes_nothing(
 ) -> None:
     client = traded.client
     before = snapshot(client)
-    error = rpc_error(lambda: call(client))
-    assert error.code() == code
-    assert message in error.details()
+    failure = failure_of(lambda: call(client))
+    assert failure.code == code
+    assert message in failure.details
     assert snapshot(client) == before
 
 
@@ -297,10 +337,10 @@ def test_a_bad_message_mid_stream_keeps_the_messages_before_it(traded: RunningSe
     bad.append(market_event("IWM", -1.0, 10.0, LATER + timedelta(minutes=5, seconds=4)))
     after_bad = [ticks("DIA", [380.0, 381.0], start=LATER + timedelta(minutes=6))] * 2
 
-    error = rpc_error(lambda: client.stream_market_data([*good, bad, *after_bad]))
+    failure = failure_of(lambda: client.stream_market_data([*good, bad, *after_bad]))
 
-    assert error.code() == INVALID
-    details = error.details()
+    assert failure.code == INVALID
+    details = failure.details
     assert "message 3 refused" in details
     assert "event 4 (IWM): price must be finite and > 0" in details
     assert "3 messages before it (9 events) were accepted" in details
@@ -322,6 +362,6 @@ def test_a_bad_message_mid_stream_keeps_the_messages_before_it(traded: RunningSe
 def test_strategies_stay_registered_and_active_after_refusals(traded: RunningService) -> None:
     """Only the named strategy could ever change; an unknown name touches none."""
     client = traded.client
-    rpc_error(lambda: client.deactivate_strategy("MA_CROSSOVER"))
+    failure_of(lambda: client.deactivate_strategy("MA_CROSSOVER"))
     (strategy,) = client.list_strategies().strategies
     assert (strategy.name, strategy.active) == (STRATEGY, True)

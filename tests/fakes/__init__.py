@@ -1,0 +1,1 @@
+"""Local fakes of remote services, spoken to by the real third-party SDKs."""
