@@ -45,7 +45,9 @@ class Core:
         self.advisor = advisor
         self.stats = CoreStats()
 
-    def ingest(self, batch: MarketBatch, source: str, *, journal_now: bool = False) -> list[Envelope]:
+    def ingest(
+        self, batch: MarketBatch, source: str, *, journal_now: bool = False
+    ) -> list[Envelope]:
         """Stage a batch of market data for the journal and run it through the strategies;
         `journal_now` journals it before returning even if it caused nothing."""
 

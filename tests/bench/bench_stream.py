@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from datetime import UTC, datetime, timedelta
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import grpc
@@ -22,28 +24,36 @@ from trading.v1 import trading_service_pb2_grpc as pb_grpc
 
 TOKEN = "bench-token"
 SYMBOLS = ["SPY", "QQQ", "IWM"]
+SERVICE = "trading.v1.TradingService"
 
 
-class DoNothing(pb_grpc.TradingServiceServicer):
-    def StreamMarketData(
-        self, request_iterator: Iterable[pb.StreamMarketDataRequest], context: grpc.ServicerContext
-    ) -> pb.StreamMarketDataResponse:
-        n = 0
-        for request in request_iterator:
-            n += len(request.events)
-        return pb.StreamMarketDataResponse(events_accepted=n)
+def _count_events(
+    request_iterator: Iterable[pb.StreamMarketDataRequest], context: grpc.ServicerContext
+) -> pb.StreamMarketDataResponse:
+    """The do-nothing StreamMarketData: decode each message and count its events."""
+    n = 0
+    for request in request_iterator:
+        n += len(request.events)
+    return pb.StreamMarketDataResponse(events_accepted=n)
 
 
-def _serve_do_nothing(port_queue: mp.Queue[int], stop: mp.Event) -> None:  # type: ignore[type-arg]
+def _serve_do_nothing(port_queue: Queue[int], stop: Event) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    pb_grpc.add_TradingServiceServicer_to_server(DoNothing(), server)
+    handler = grpc.stream_unary_rpc_method_handler(
+        _count_events,
+        request_deserializer=pb.StreamMarketDataRequest.FromString,
+        response_serializer=pb.StreamMarketDataResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"StreamMarketData": handler}),)
+    )
     port_queue.put(server.add_insecure_port("127.0.0.1:0"))
     server.start()
     stop.wait()
     server.stop(0)
 
 
-def _serve_service(port_queue: mp.Queue[int], stop: mp.Event, db: str) -> None:  # type: ignore[type-arg]
+def _serve_service(port_queue: Queue[int], stop: Event, db: str) -> None:
     from server.bootstrap import create_server
     from server.settings import Settings
 
@@ -79,7 +89,7 @@ def _measure(port: int, batches: list[pb.StreamMarketDataRequest]) -> float:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
         stub = pb_grpc.TradingServiceStub(channel)
-        md = [("authorization", f"Bearer {TOKEN}")]
+        md = (("authorization", f"Bearer {TOKEN}"),)
         ticks = sum(len(b.events) for b in batches)
         began = time.perf_counter()
         reply = stub.StreamMarketData(iter(batches), metadata=md)
@@ -90,7 +100,7 @@ def _measure(port: int, batches: list[pb.StreamMarketDataRequest]) -> float:
 
 def _with_server(target: Callable[..., None], *args: object) -> Iterator[int]:
     ctx = mp.get_context("spawn")
-    ports: mp.Queue[int] = ctx.Queue()
+    ports: Queue[int] = ctx.Queue()
     stop = ctx.Event()
     proc = ctx.Process(target=target, args=(ports, stop, *args), daemon=True)
     proc.start()

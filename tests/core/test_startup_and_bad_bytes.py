@@ -63,9 +63,9 @@ def test_undecodable_requests_are_invalid_argument(
 ) -> None:
     before = svc.client.verify_audit().last_seq
     with grpc.insecure_channel(svc.target) as channel:
-        call = channel.unary_unary(method)
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
         with pytest.raises(grpc.RpcError) as refused:
-            call(payload, metadata=[("authorization", f"Bearer {TOKEN}")])
+            call(payload, metadata=(("authorization", f"Bearer {TOKEN}"),))
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "could not be decoded" in (refused.value.details() or "")
