@@ -27,7 +27,7 @@ from typing import Final, TextIO, TypeVar
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from trading.v1 import events_pb2
+from trading.v1 import advisor_pb2, events_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 from client import render
@@ -288,6 +288,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--timestamp", type=_aware_datetime, help="ISO 8601 with a UTC offset (default: now)"
     )
 
+    advisor = group("advisor", "the AI advisor (it never trades by itself)")
+    analyze = command(
+        advisor,
+        "analyze",
+        _unary(_analyze, lambda r: render.analysis_text(r.analysis, r.ideas)),
+        "an analysis with risk warnings, and trade ideas pending approval",
+    )
+    analyze.add_argument(
+        "--symbol", dest="symbols", action="append", default=[], help="of interest (repeatable)"
+    )
+    analyze.add_argument("--question", default="")
+    analyze.add_argument("--kind", choices=tuple(ANALYSIS_KINDS), default="portfolio")
+
+    ideas = group("ideas", "trade ideas: list, show, approve or reject")
+    idea_list = command(ideas, "list", _unary(_list_ideas, _ideas_page), "ideas, oldest first")
+    idea_list.add_argument("--state", choices=tuple(IDEA_STATES), help="only ideas in this state")
+    idea_list.add_argument("--page-size", type=int, default=0)
+    idea_list.add_argument("--page-token", default="")
+    command(
+        ideas,
+        "show",
+        _unary(lambda c, a: c.get_idea(a.idea_id), _one_idea),
+        "one idea in full",
+    ).add_argument("idea_id")
+    for verb, help_text in (
+        ("approve", "approve a pending idea: it goes to the risk gate as a signal"),
+        ("reject", "reject a pending idea"),
+    ):
+        decide = command(ideas, verb, _unary(_decide_idea, _one_idea), help_text)
+        decide.add_argument("idea_id")
+        decide.add_argument("--reason", default="", help="recorded with the decision")
+        decide.set_defaults(decision=IDEA_DECISIONS[verb])
+
     stream = command(
         commands, "stream", _unary(_stream_file, render.outline), "stream a market-data CSV file"
     )
@@ -305,6 +338,24 @@ _EVENT_TYPES: Final = {
     name.removeprefix("EVENT_TYPE_").lower(): value
     for name, value in events_pb2.EventType.items()
     if value != events_pb2.EVENT_TYPE_UNSPECIFIED
+}
+
+
+# The command line's names for the advisor's enums, all in one place.
+ANALYSIS_KINDS: Final = {
+    "portfolio": advisor_pb2.ANALYSIS_KIND_PORTFOLIO_REVIEW,
+    "market": advisor_pb2.ANALYSIS_KIND_MARKET_CONDITIONS,
+    "education": advisor_pb2.ANALYSIS_KIND_EDUCATION,
+}
+IDEA_STATES: Final = {
+    "pending": advisor_pb2.IDEA_STATE_PENDING_APPROVAL,
+    "approved": advisor_pb2.IDEA_STATE_APPROVED,
+    "rejected": advisor_pb2.IDEA_STATE_REJECTED,
+    "expired": advisor_pb2.IDEA_STATE_EXPIRED,
+}
+IDEA_DECISIONS: Final = {
+    "approve": advisor_pb2.IDEA_DECISION_APPROVE,
+    "reject": advisor_pb2.IDEA_DECISION_REJECT,
 }
 
 
@@ -345,8 +396,10 @@ def _one_strategy(response: pb.ActivateStrategyResponse | pb.DeactivateStrategyR
 
 
 def _orders_page(response: pb.ListActiveOrdersResponse | pb.ListOrderHistoryResponse) -> str:
-    table = render.orders_table(response.orders)
-    token = response.next_page_token
+    return _with_next_page(render.orders_table(response.orders), response.next_page_token)
+
+
+def _with_next_page(table: str, token: str) -> str:
     return f"{table}\nmore: --page-token {token}" if token else table
 
 
@@ -396,6 +449,27 @@ def _simulation_text(response: pb.SimulateMarketEventResponse) -> str:
     lines += (f"decision {render.decision_line(d)}" for d in response.decisions)
     lines += (f"order    {render.order_line(o)}" for o in response.orders)
     return "\n".join(lines)
+
+
+def _analyze(client: TradingClient, args: argparse.Namespace) -> pb.AnalyzeResponse:
+    return client.analyze(args.symbols, args.question, ANALYSIS_KINDS[args.kind])
+
+
+def _list_ideas(client: TradingClient, args: argparse.Namespace) -> pb.ListIdeasResponse:
+    state = IDEA_STATES[args.state] if args.state else advisor_pb2.IDEA_STATE_UNSPECIFIED
+    return client.list_ideas(state, args.page_size, args.page_token)
+
+
+def _ideas_page(response: pb.ListIdeasResponse) -> str:
+    return _with_next_page(render.ideas_table(response.ideas), response.next_page_token)
+
+
+def _one_idea(response: pb.GetIdeaResponse | pb.DecideIdeaResponse) -> str:
+    return render.idea_text(response.idea)
+
+
+def _decide_idea(client: TradingClient, args: argparse.Namespace) -> pb.DecideIdeaResponse:
+    return client.decide_idea(args.idea_id, args.decision, args.reason)
 
 
 def _stream_file(client: TradingClient, args: argparse.Namespace) -> pb.StreamMarketDataResponse:

@@ -10,8 +10,14 @@ waits for its health service to say SERVING, then:
 3. streams the bundled daily bars (``client/data/daily_bars.csv.gz``) through
    StreamMarketData in batches of 500;
 4. prints the stream summary, the signals, the risk decisions (every rejected
-   rule's ``code: detail``), each order's final state and fills, positions,
-   the account, and whether the audit chain verifies.
+   rule's ``code: detail``), each order's final state and fills, positions
+   and the account;
+5. Phase 2, the AI advisor: asks the offline analyst (the server gets no
+   OpenAI key) for a portfolio review of the four symbols, prints the analysis and its ideas, and
+   approves the first pending idea as the demo's human, printing what came of
+   it (risk decision, order). The ideas are judged at the last bar's time; a
+   refused approval (FAILED_PRECONDITION) is printed and the demo goes on;
+6. prints whether the audit chain verifies.
 
 Long sections are cut to their first and last lines with a count in between,
 so the printout stays a few hundred lines. Exit status: 0 when everything
@@ -32,13 +38,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Self
 
 import grpc
 from grpc_health.v1 import health_pb2
-from trading.v1 import events_pb2, orders_pb2
+from trading.v1 import advisor_pb2, events_pb2, orders_pb2
 
 from client import render
 from client.marketdata import batches, load_bars, to_market_events
@@ -70,14 +76,7 @@ class ServerProcess:
     def __init__(self, workdir: Path, token: str) -> None:
         self.target = f"127.0.0.1:{_free_port()}"
         self._stderr_path = workdir / "server.stderr"
-        env = {
-            **os.environ,
-            "TRADING_API_KEY": token,
-            "TRADING_CLOCK": "event",
-            "DATABASE_URL": f"sqlite:///{workdir / 'demo-audit.db'}",
-            "TRADING_STRATEGY_SYMBOLS": ",".join(SYMBOLS),
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = server_environment(os.environ, workdir, token)
         # Files, not pipes: a chatty server can never block on a pipe nobody reads.
         with (
             (workdir / "server.stdout").open("wb") as stdout,
@@ -131,6 +130,19 @@ class ServerProcess:
     def stderr_tail(self, lines: int = 40) -> str:
         text = self._stderr_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
+
+
+def server_environment(inherited: Mapping[str, str], workdir: Path, token: str) -> dict[str, str]:
+    """The demo server's environment: the caller's, less any OpenAI setting (so the
+    advisor is the offline analyst, with no network), plus the demo's settings."""
+    return {
+        **{k: v for k, v in inherited.items() if not k.upper().startswith("OPENAI_")},
+        "TRADING_API_KEY": token,
+        "TRADING_CLOCK": "event",
+        "DATABASE_URL": f"sqlite:///{workdir / 'demo-audit.db'}",
+        "TRADING_STRATEGY_SYMBOLS": ",".join(SYMBOLS),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 class EventCollector:
@@ -247,10 +259,34 @@ def run(client: TradingClient) -> None:
     _heading("Account")
     print(render.outline(client.get_account().account))
 
+    advisor_phase(client)
+
     _heading("Audit log")
     verdict = client.verify_audit()
     chain = "verifies" if verdict.ok else f"BROKEN at seq {verdict.first_bad_seq}: {verdict.reason}"
     print(f"{verdict.checked} events checked, last seq {verdict.last_seq}; the hash chain {chain}")
+
+
+def advisor_phase(client: TradingClient) -> None:
+    """Phase 2: a portfolio review by the offline analyst, and one idea approved by a person."""
+    _heading("Phase 2: AI advisor, portfolio review")
+    # The demo's symbols as those of interest: left empty, only the one held would be looked at.
+    review = client.analyze(SYMBOLS, kind=advisor_pb2.ANALYSIS_KIND_PORTFOLIO_REVIEW)
+    print(render.analysis_text(review.analysis, review.ideas))
+    pending = [i for i in review.ideas if i.state == advisor_pb2.IDEA_STATE_PENDING_APPROVAL]
+    if not pending:
+        print("(no idea pending approval)")
+        return
+    idea = pending[0]
+    _heading(f"Phase 2: the demo's human approves idea {idea.idea_id}")
+    try:
+        decided = client.decide_idea(
+            idea.idea_id, advisor_pb2.IDEA_DECISION_APPROVE, "approved by the demo"
+        ).idea
+    except grpc.RpcError as error:
+        print(f"approval refused: {error.code().name}: {error.details()}")
+        return
+    print("\n".join([render.idea_line(decided), *(f"  {o}" for o in render.idea_outcome(decided))]))
 
 
 def _wait_for_open_orders(client: TradingClient, timeout: float) -> None:

@@ -12,7 +12,7 @@ from typing import Final
 
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
-from trading.v1 import audit_pb2, events_pb2, orders_pb2, risk_pb2
+from trading.v1 import advisor_pb2, audit_pb2, events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 _INDENT: Final = "  "
@@ -73,6 +73,77 @@ def fill_lines(order: orders_pb2.Order) -> list[str]:
     ]
 
 
+def idea_line(idea: advisor_pb2.TradeIdea) -> str:
+    """`id SIDE qty SYMBOL @ price STATE confidence c`, and who decided it once someone has."""
+    price = idea.limit_price or f"market (ref {idea.reference_price or '-'})"
+    line = (
+        f"{idea.idea_id} {label(idea, 'side')} {idea.quantity} {idea.symbol} @ {price}"
+        f" {label(idea, 'state')} confidence {idea.confidence:.2f}"
+    )
+    return f"{line} by {idea.decided_by}" if idea.decided_by else line
+
+
+def analysis_line(analysis: advisor_pb2.Analysis) -> str:
+    """`id KIND by analyst/model: N idea(s), M dropped`."""
+    return (
+        f"{analysis.analysis_id} {label(analysis, 'kind')} by {analysis.analyst}/{analysis.model}:"
+        f" {len(analysis.idea_ids)} idea(s), {len(analysis.dropped)} dropped"
+    )
+
+
+def idea_text(idea: advisor_pb2.TradeIdea) -> str:
+    """A trade idea in full: its summary, why, what could go wrong, and what came of it."""
+    details = [
+        f"notional {idea.notional or '-'}, created {when(idea.created_at)},"
+        f" expires {when(idea.expires_at)}",
+        f"rationale: {idea.rationale or '-'}",
+        "risks:",
+        *(f"{_INDENT}- {risk}" for risk in idea.risks),
+        *idea_outcome(idea),
+    ]
+    return "\n".join([idea_line(idea), *(f"{_INDENT}{line}" for line in details)])
+
+
+def idea_outcome(idea: advisor_pb2.TradeIdea) -> list[str]:
+    """What came of an idea: when and why it was decided, its risk decision and order (if any).
+
+    Who decided it is in `idea_line`, which always precedes these lines.
+    """
+    lines = []
+    if idea.decided_by:
+        reason = f": {idea.decision_reason}" if idea.decision_reason else ""
+        lines.append(f"decided at {when(idea.decided_at)}{reason}")
+    if idea.HasField("risk_decision"):
+        lines.append(f"risk decision {idea.decision_id}: {decision_line(idea.risk_decision)}")
+    if False:
+        lines.append(f"order {order_line(idea.order)}")
+    elif idea.order_id:
+        lines.append(f"order {idea.order_id}")
+    return lines
+
+
+def analysis_text(
+    analysis: advisor_pb2.Analysis, ideas: Iterable[advisor_pb2.TradeIdea] = ()
+) -> str:
+    """An analysis for a person: its source, text, warnings, what was dropped, and the ideas."""
+    lines = [
+        f"analysis {analysis_line(analysis)}",
+        f"{_INDENT}at {when(analysis.created_at)}, prompt {analysis.prompt_version or '-'},"
+        f" symbols {','.join(analysis.symbols) or '-'}",
+    ]
+    if analysis.question:
+        lines.append(f"{_INDENT}question: {analysis.question}")
+    lines += ["", *(analysis.text.splitlines() or ["(no text)"])]
+    sections = (("warnings", analysis.warnings), ("dropped", analysis.dropped))
+    for title, items in sections:
+        if items:
+            lines += ["", f"{title}:", *(f"{_INDENT}- {item}" for item in items)]
+    shown = list(ideas)
+    if shown:
+        lines += ["", f"ideas ({len(shown)}):", *(idea_text(idea) for idea in shown)]
+    return "\n".join(lines)
+
+
 def event_line(event: events_pb2.Event) -> str:
     """`seq time TYPE summary` for any event kind."""
     head = f"#{event.seq} {when(event.time)} {label(event, 'type')}"
@@ -100,6 +171,10 @@ def _body(event: events_pb2.Event) -> str:
     if kind == "request_refused":
         refusal = event.request_refused
         return f"{refusal.method} by {refusal.principal}: {refusal.reason}"
+    if kind == "idea":
+        return idea_line(event.idea)
+    if kind == "analysis":
+        return analysis_line(event.analysis)
     return ""
 
 
@@ -141,6 +216,26 @@ def orders_table(orders: Iterable[orders_pb2.Order]) -> str:
                 when(o.updated_at),
             )
             for o in orders
+        ),
+    )
+
+
+def ideas_table(ideas: Iterable[advisor_pb2.TradeIdea]) -> str:
+    return table(
+        ("IDEA", "SYMBOL", "SIDE", "QTY", "PRICE", "CONFIDENCE", "STATE", "EXPIRES", "ORDER"),
+        (
+            (
+                i.idea_id,
+                i.symbol,
+                label(i, "side"),
+                i.quantity,
+                i.limit_price or "market",
+                f"{i.confidence:.2f}",
+                label(i, "state"),
+                when(i.expires_at),
+                i.order_id or "-",
+            )
+            for i in ideas
         ),
     )
 

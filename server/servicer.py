@@ -332,6 +332,12 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     ) -> Iterator[pb.QueryAuditResponse]:
         if request.to_seq and request.from_seq > request.to_seq:
             raise InvalidInput("from_seq must not be greater than to_seq")
+        if (
+            request.HasField("since")
+            and request.HasField("until")
+            and tr.datetime_from(request.since) >= tr.datetime_from(request.until)
+        ):
+            raise InvalidInput("since must be before until")
         unknown = set(request.event_types) - set(tr.EVENT_TYPE_NAMES.values())
         if unknown:
             known = ", ".join(sorted(tr.EVENT_TYPE_NAMES.values()))

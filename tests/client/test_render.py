@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from trading.v1 import audit_pb2, orders_pb2
+from trading.v1 import audit_pb2, events_pb2, orders_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 from client import render
+from tests.client.advisor_samples import RATIONALE, analysis, approved_idea, pending_idea, stamp
 
 
 def test_outline_nests_messages_and_lists_and_marks_empty_ones() -> None:
@@ -52,3 +53,116 @@ def test_audit_line_cuts_a_long_payload_and_says_how_long_it_was() -> None:
     line = render.audit_line(record, payload_chars=10)
 
     assert line == "#3 - MarketDataReceived xxxxxxxxxx... (500 chars)"
+
+
+def test_an_idea_event_reads_side_quantity_symbol_state_and_confidence() -> None:
+    event = events_pb2.Event(
+        seq=507,
+        time=stamp("2013-03-01T20:59:00+00:00"),
+        type=events_pb2.EVENT_TYPE_IDEA,
+        idea=pending_idea(),
+    )
+
+    assert render.event_line(event) == (
+        "#507 2013-03-01T20:59:00Z IDEA i506.1 BUY 101 MSFT @ market (ref 27.95)"
+        " PENDING_APPROVAL confidence 0.60"
+    )
+
+
+def test_a_decided_idea_with_a_limit_price_names_the_price_and_who_decided() -> None:
+    idea = approved_idea()
+    idea.limit_price = "28.00"
+
+    assert render.idea_line(idea) == (
+        "i506.1 BUY 101 MSFT @ 28.00 APPROVED confidence 0.60 by alice"
+    )
+
+
+def test_an_analysis_event_reads_kind_analyst_model_and_counts() -> None:
+    event = events_pb2.Event(
+        seq=506, type=events_pb2.EVENT_TYPE_ANALYSIS, analysis=analysis("unknown symbol XYZ")
+    )
+
+    assert render.event_line(event) == (
+        "#506 - ANALYSIS a506 PORTFOLIO_REVIEW by offline/offline-rules: 1 idea(s), 1 dropped"
+    )
+
+
+def test_idea_text_gives_the_rationale_the_risks_and_what_the_approval_led_to() -> None:
+    assert render.idea_text(approved_idea()).splitlines() == [
+        "i506.1 BUY 101 MSFT @ market (ref 27.95) APPROVED confidence 0.60 by alice",
+        "  notional 2822.95, created 2013-03-01T20:59:00Z, expires 2013-03-01T21:14:00Z",
+        f"  rationale: {RATIONALE}",
+        "  risks:",
+        "    - the trend may reverse",
+        "    - a single-stock position is concentrated risk",
+        "  decided at 2013-03-01T21:00:00Z: fits the plan",
+        "  risk decision d509: APPROVED BUY 101 MSFT @ 27.95 confidence 0.60 from idea:i506.1",
+        "  order o510 BUY 101 MSFT MARKET FILLED filled 101 @ 27.9640",
+    ]
+
+
+def test_a_pending_idea_has_no_outcome_yet() -> None:
+    assert render.idea_outcome(pending_idea()) == []
+
+
+def test_analysis_text_has_the_text_warnings_dropped_parts_and_ideas_in_order() -> None:
+    text = render.analysis_text(analysis("size beyond the limit"), [pending_idea()])
+
+    assert text.splitlines() == [
+        "analysis a506 PORTFOLIO_REVIEW by offline/offline-rules: 1 idea(s), 1 dropped",
+        "  at 2013-03-01T20:59:00Z, prompt offline_rules_v1, symbols MSFT,GOOG",
+        "",
+        "MSFT: trend up.",
+        "Cash is 95.8% of equity.",
+        "",
+        "warnings:",
+        "  - Not financial advice.",
+        "",
+        "dropped:",
+        "  - size beyond the limit",
+        "",
+        "ideas (1):",
+        *render.idea_text(pending_idea()).splitlines(),
+    ]
+
+
+def test_analysis_text_shows_the_question_and_leaves_out_empty_sections() -> None:
+    asked = analysis()
+    asked.question = "Is MSFT too risky?"
+    del asked.warnings[:]
+
+    lines = render.analysis_text(asked).splitlines()
+
+    assert lines[2] == "  question: Is MSFT too risky?"
+    assert "warnings:" not in lines
+    assert "dropped:" not in lines
+    assert not any(line.startswith("ideas") for line in lines)
+
+
+def test_ideas_table_has_one_row_per_idea() -> None:
+    lines = render.ideas_table([pending_idea(), approved_idea()]).splitlines()
+
+    assert lines[0].split() == [
+        "IDEA",
+        "SYMBOL",
+        "SIDE",
+        "QTY",
+        "PRICE",
+        "CONFIDENCE",
+        "STATE",
+        "EXPIRES",
+        "ORDER",
+    ]
+    assert lines[1].split() == [
+        "i506.1",
+        "MSFT",
+        "BUY",
+        "101",
+        "market",
+        "0.60",
+        "PENDING_APPROVAL",
+        "2013-03-01T21:14:00Z",
+        "-",
+    ]
+    assert lines[2].split()[6:] == ["APPROVED", "2013-03-01T21:14:00Z", "o510"]

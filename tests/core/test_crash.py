@@ -94,25 +94,12 @@ def _kill_mid_stream(server: ServerProcess, batches: list[list[market_pb2.Market
     thread.join()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def crash_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    from tests import pg
-
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crash.db'}"
-        return
-    pg.require_postgres()
-    url = pg.create_database("crash_test")
-    try:
-        yield url
-    finally:
-        pg.drop_database(url)
-
-
-def test_sigkill_mid_stream_loses_no_acknowledged_batch_and_keeps_the_chain(crash_db: str) -> None:
+def test_sigkill_mid_stream_loses_no_acknowledged_batch_and_keeps_the_chain(
+    database_url: str,
+) -> None:
     acknowledged: dict[int, str] = {}  # seq -> hash, for each summary the client saw
     for round_, kill_after in enumerate([3, 11, 25]):
-        server = ServerProcess(crash_db)
+        server = ServerProcess(database_url)
         client = server.client
         # An acknowledged stream: its summary promises everything up to last_seq is durable.
         summary = client.stream_market_data(_batches(round_, 140))
@@ -122,7 +109,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_batch_and_keeps_the_chain(cras
         # A second stream is cut short by SIGKILL after `kill_after` messages.
         _kill_mid_stream(server, _batches(round_ + 100, 800)[:kill_after])
 
-    server = ServerProcess(crash_db)
+    server = ServerProcess(database_url)
     try:
         verdict = server.client.verify_audit()
         assert verdict.ok, verdict.reason
