@@ -115,7 +115,7 @@ def idea_outcome(idea: advisor_pb2.TradeIdea) -> list[str]:
         lines.append(f"decided at {when(idea.decided_at)}{reason}")
     if idea.HasField("risk_decision"):
         lines.append(f"risk decision {idea.decision_id}: {decision_line(idea.risk_decision)}")
-    if False:
+    if idea.HasField("order"):
         lines.append(f"order {order_line(idea.order)}")
     elif idea.order_id:
         lines.append(f"order {idea.order_id}")

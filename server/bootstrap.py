@@ -19,10 +19,12 @@ from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
 
 from audit.codec import record_to_envelope
 from audit.records import AuditQuery, EventStore
+from audit.sql_store import SqlAlchemyEventStore
 from brokers.base import Broker
 from brokers.paper.adapter import PaperBroker
 from brokers.paper.config import PaperBrokerConfig
 from domain.events import Envelope, OrderUpdated, StrategyStateChanged, TradingStateChanged
+from domain.orders import Order
 from domain.risk import TradingState, TradingStatus
 from engines.advisor.analyst import Analyst
 from engines.advisor.engine import AdvisorConfig, AdvisorEngine
@@ -58,8 +60,6 @@ def load_calendar() -> Any:
 
 
 def open_store(database_url: str) -> EventStore:
-    from audit.sql_store import SqlAlchemyEventStore
-
     return SqlAlchemyEventStore(database_url)
 
 
@@ -69,8 +69,9 @@ def build_core(
     """The deterministic core on `store`; the paper broker unless one is given."""
     bus = Sequencer(store, clock_from_name(settings.trading_clock))
     prices = MarketPrices()
+    paper: PaperBroker | None = None
     if broker is None:
-        broker = PaperBroker(
+        broker = paper = PaperBroker(
             prices.last_price,
             PaperBrokerConfig(
                 starting_cash=settings.paper_starting_cash,
@@ -79,7 +80,6 @@ def build_core(
         )
     portfolio = Portfolio(prices)
     execution = ExecutionEngine(bus, broker)
-    portfolio.seed(execution.account(), execution.positions())
     bus.subscribe(OrderUpdated, portfolio.on_order_updated)
     strategy = MovingAverageCrossoverStrategy(symbols=settings.trading_strategy_symbols)
     strategies = StrategyEngine(bus, prices, FractionOfEquitySizer(portfolio), [strategy])
@@ -89,7 +89,9 @@ def build_core(
         bus, prices, portfolio, risk, strategies, build_analyst(settings), advisor_config(settings)
     )
     core = Core(bus, prices, portfolio, strategies, risk, execution, advisor)
-    _restore(core, store)
+    _restore(core, store, paper)
+    portfolio.seed(execution.account(), execution.positions())
+    bus.process(execution.reconcile)
     return core
 
 
@@ -114,17 +116,33 @@ def advisor_config(settings: Settings) -> AdvisorConfig:
     )
 
 
-def _restore(core: Core, store: EventStore) -> None:
-    """Operator decisions survive a restart: the last trading state and each
-    strategy's activation are read back from the audit log (not re-journaled)."""
-    query = AuditQuery(event_types=frozenset({"TradingStateChanged", "StrategyStateChanged"}))
-    handlers = {
-        TradingStateChanged: core.risk.on_trading_state_changed,
-        StrategyStateChanged: core.strategies.on_strategy_state_changed,
-    }
+def _restore(core: Core, store: EventStore, paper: PaperBroker | None) -> None:
+    """What the audit log knows survives a restart: the trading state and each
+    strategy's activation (operator decisions), and the orders. The paper broker's
+    simulated account is rebuilt from the recorded fills. Nothing is re-journaled."""
+    query = AuditQuery(
+        event_types=frozenset({"TradingStateChanged", "StrategyStateChanged", "OrderUpdated"})
+    )
+    orders: dict[str, tuple[Order, int]] = {}
     for record in store.query(query):
-        envelope: Envelope = record_to_envelope(record)
-        handlers[type(envelope.event)](envelope)
+        envelope = record_to_envelope(record)
+        match envelope.event:
+            case TradingStateChanged():
+                core.risk.on_trading_state_changed(envelope)
+            case StrategyStateChanged():
+                core.strategies.on_strategy_state_changed(envelope)
+            case OrderUpdated(order=order):
+                orders[order.order_id] = (order, envelope.seq)
+                change = order.history[-1]
+                if paper is not None and change.fill_quantity:
+                    paper.restore_fill(
+                        order.client_order_id,
+                        order.symbol,
+                        order.side,
+                        change.fill_quantity,
+                        change.fill_price,
+                    )
+    core.execution.restore(list(orders.values()))
 
 
 @dataclass

@@ -94,8 +94,20 @@ class PaperBroker:
         return price
 
     def _fill(self, order: SubmitOrder, price: Decimal, broker_id: str) -> None:
-        holding = self._holdings.setdefault(order.symbol, _Holding())
-        signed = order.quantity if order.side is Side.BUY else -order.quantity
+        self._book(order.symbol, order.side, order.quantity, price)
+        self._report(
+            BrokerReport(
+                order.client_order_id,
+                OrderStatus.FILLED,
+                broker_id,
+                fill_quantity=order.quantity,
+                fill_price=price,
+            )
+        )
+
+    def _book(self, symbol: str, side: Side, quantity: Decimal, price: Decimal) -> None:
+        holding = self._holdings.setdefault(symbol, _Holding())
+        signed = quantity if side is Side.BUY else -quantity
         if holding.quantity and (holding.quantity > 0) != (signed > 0):
             # Reducing: realise against the average cost.
             average = holding.cost / holding.quantity
@@ -106,15 +118,14 @@ class PaperBroker:
         if holding.quantity == 0:
             holding.cost = ZERO
         self._cash -= signed * price
-        self._report(
-            BrokerReport(
-                order.client_order_id,
-                OrderStatus.FILLED,
-                broker_id,
-                fill_quantity=order.quantity,
-                fill_price=price,
-            )
-        )
+
+    def restore_fill(
+        self, client_order_id: str, symbol: str, side: Side, quantity: Decimal, price: Decimal
+    ) -> None:
+        """Re-book a fill from the audit log at start-up: the simulated account lives in
+        this process, so after a restart it is rebuilt from what was recorded."""
+        self._seen.add(client_order_id)
+        self._book(symbol, side, quantity, price)
 
     def cancel_order(self, client_order_id: str) -> None:
         if self._resting.pop(client_order_id, None) is None:

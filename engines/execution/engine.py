@@ -178,6 +178,33 @@ class ExecutionEngine:
         self._last_seq[order.order_id] = envelope.seq
         return envelope
 
+    # --- start-up ----------------------------------------------------------------------
+
+    def restore(self, orders: list[tuple[Order, int]]) -> None:
+        """Take back the orders recorded in the audit log (each with the seq of its
+        latest event), before any input is sequenced."""
+        for order, seq in orders:
+            self._orders[order.order_id] = order
+            self._by_client_id[order.client_order_id] = order.order_id
+            self._last_seq[order.order_id] = seq
+
+    def reconcile(self) -> list[Order]:
+        """Orders the log says are open but the broker does not know (an intent that
+        was never sent, an order that ended while we were down) cannot be followed
+        any more: they are recorded as EXPIRED, with the reason. Returns them."""
+        at_broker = {r.client_order_id for r in self._broker.get_open_orders()}
+        stale = [
+            o for o in self._orders.values() if o.is_open and o.client_order_id not in at_broker
+        ]
+        for order in stale:
+            self._update(
+                order.client_order_id,
+                OrderStatus.EXPIRED,
+                self._last_seq[order.order_id],
+                reason="not open at the broker at start-up (reconciled)",
+            )
+        return [self._orders[o.order_id] for o in stale]
+
     def cancel(self, order_id: str) -> Order:
         """Cancel an open order. Works while trading is halted: cancelling only reduces risk."""
         order = self._orders.get(order_id)
