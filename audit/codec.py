@@ -68,19 +68,34 @@ def _batch_from_payload(value: dict[str, Any]) -> MarketBatch:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, MarketBatch):
-        return _batch_payload(value)
+    if value is None or type(value) in _SCALARS:
+        return value
+    if isinstance(value, Enum):  # before str: the enums are str subclasses
+        return value.value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, MarketBatch):
+        return _batch_payload(value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    return value
+    return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+
+
+_SCALARS = frozenset({str, int, float, bool})
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"cannot put a {cls.__name__} in the audit log")
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def canonical_json(value: Any) -> str:

@@ -9,7 +9,7 @@ refused by a size or count rule: cutting risk must always be possible.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -163,26 +163,40 @@ class DuplicateSignalRule:
 
 class MarketHoursRule(_Stateless):
     """The core's clock must be inside a regular NYSE session, as the
-    exchange-calendars package defines it: holidays and early closes included."""
+    exchange-calendars package defines it: holidays, early closes and (where a
+    calendar has them) breaks included. The calendar's schedule is read once into
+    a table of session bounds, so judging a signal is a dict lookup, not pandas."""
 
     name = "MarketHoursRule"
 
     def __init__(self, calendar: Any) -> None:
         self.calendar = calendar
+        schedule = calendar.schedule
+        # A session's label is its date; NYSE sessions never cross midnight UTC.
+        self._sessions: dict[date, tuple[datetime, ...]] = {
+            label.date(): tuple(
+                t.to_pydatetime() for t in (row.open, row.break_start, row.break_end, row.close)
+                if not pd.isna(t)
+            )
+            for label, row in zip(schedule.index, schedule.itertuples(), strict=True)
+        }
+        self._first = schedule.index[0].date()
+        self._last = schedule.index[-1].date()
 
     def parameters(self) -> dict[str, str]:
         return {"calendar": str(self.calendar.name)}
 
     def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
-        minute = pd.Timestamp(ctx.now).floor("min")
-        when = ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            is_open = bool(self.calendar.is_open_on_minute(minute))
-        except ValueError:
-            first, last = self.calendar.first_session.date(), self.calendar.last_session.date()
-            detail = f"{when} is outside the calendar's range {first}..{last}"
+        now = ctx.now
+        when = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        day = now.date()
+        if not self._first <= day <= self._last:
+            detail = f"{when} is outside the calendar's range {self._first}..{self._last}"
             return RuleVerdict(self.name, False, "MARKET_CALENDAR_OUT_OF_RANGE", detail)
-        if not is_open:
+        bounds = self._sessions.get(day, ())
+        # (open, close) or (open, break start, break end, close): inside an odd interval.
+        inside = sum(1 for edge in bounds if edge <= now) % 2 == 1
+        if not inside:
             detail = f"{when} is outside the {self.calendar.name} regular session"
             return RuleVerdict(self.name, False, "OUTSIDE_MARKET_HOURS", detail)
         return RuleVerdict(self.name, True, OK, f"{when} in session")

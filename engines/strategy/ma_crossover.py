@@ -26,13 +26,17 @@ clearly through scores 0.8 to 0.99; price wandering sideways around a level
 crosses often, with a swing far below a random walk's, and scores under 0.1.
 A path with no noise at all scores 1.
 
-All the work per tick is O(1): running sums over ring buffers. The running sums
-are kept in floating point; their rounding error stays far below a cent over
-millions of ticks, and a replay reproduces it exactly.
+The work per tick is O(1): two running sums over a ring of the last long +
+short prices, and the sign of their difference. Only a crossing tick, which is
+rare, does O(long + short) work to score itself from the ring (exact sums, no
+drift). The running sums are kept in floating point; their rounding error
+stays far below a cent over millions of ticks, and a replay reproduces it
+exactly.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -42,35 +46,17 @@ from engines.strategy.base import BaseStrategy, SignalIntent
 
 
 class MovingAverageState:
-    """Ring buffers and running sums for one symbol."""
+    """The last long + short prices of one symbol in a ring, and the two running sums."""
 
-    __slots__ = (
-        "count",
-        "index",
-        "last_price",
-        "prices",
-        "returns",
-        "side",
-        "spread_index",
-        "spreads",
-        "sum_long",
-        "sum_return",
-        "sum_return_sq",
-        "sum_short",
-    )
+    __slots__ = ("count", "index", "prices", "side", "sum_long", "sum_short")
 
     def __init__(self, short_period: int, long_period: int) -> None:
-        self.prices = [0.0] * long_period
-        self.returns = [0.0] * long_period
-        self.spreads = [0.0] * short_period
+        # long + short prices: enough to rebuild both averages short_period ticks ago.
+        self.prices = [0.0] * (long_period + short_period)
         self.index = 0
-        self.spread_index = 0
         self.count = 0
-        self.last_price = 0.0
         self.sum_short = 0.0
         self.sum_long = 0.0
-        self.sum_return = 0.0
-        self.sum_return_sq = 0.0
         # +1 short above long, -1 below, 0 before the long MA exists.
         self.side = 0
 
@@ -128,60 +114,57 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
     ) -> list[tuple[int, SignalIntent]]:
         # The hot loop: state is loaded into locals once per batch and stored back
         # at the end, because attribute access would cost more than the arithmetic.
+        # Per tick it only keeps the two sums and watches the sign of their
+        # difference; the (rare) crossing is scored from the ring, in _score.
         st: MovingAverageState = state
         short_n, long_n = self.short_period, self.long_period
-        ring, returns, spreads = st.prices, st.returns, st.spreads
-        i, j, count, last, side = st.index, st.spread_index, st.count, st.last_price, st.side
+        ring = st.prices
+        size = len(ring)
+        i, count, side = st.index, st.count, st.side
         sum_short, sum_long = st.sum_short, st.sum_long
-        sum_ret, sum_ret_sq = st.sum_return, st.sum_return_sq
-        scale = long_n / short_n
         crossings: list[tuple[int, SignalIntent]] = []
         for k, price in enumerate(prices):
             count += 1
-            # Slots start at 0, so before a window is full the subtraction is a no-op.
-            sum_long += price - ring[i]
-            sum_short += price - ring[i - short_n]  # short_n slots back, wrapping
+            # ring[i - n] is the price n ticks ago (negative indices wrap); slots
+            # start at 0, so before a window is full the subtraction is a no-op.
+            sum_long += price - ring[i - long_n]
+            sum_short += price - ring[i - short_n]
             ring[i] = price
-            if count > 1:
-                ret = price / last - 1.0
-                old = returns[i]
-                sum_ret += ret - old
-                sum_ret_sq += ret * ret - old * old
-                returns[i] = ret
-            last = price
             i += 1
-            if i == long_n:
+            if i == size:
                 i = 0
             if count < long_n:
                 continue
-            spread = sum_short * scale / sum_long - 1.0
-            spread_then = spreads[j]  # the spread short_n ticks ago (0 until known)
-            spreads[j] = spread
-            j += 1
-            if j == short_n:
-                j = 0
-            new_side = 1 if spread > 0.0 else -1 if spread < 0.0 else side
+            # The sign of short_ma - long_ma, without dividing.
+            diff = sum_short * long_n - sum_long * short_n
+            new_side = 1 if diff > 0.0 else -1 if diff < 0.0 else side
             if new_side != side:
                 if side:
-                    n = min(count - 1, long_n)
-                    crossings.append(
-                        (
-                            k,
-                            self._intent(
-                                new_side, spread, spread_then, sum_ret / n, sum_ret_sq / n
-                            ),
-                        )
-                    )
+                    crossings.append((k, self._score(new_side, ring, i, count)))
                 side = new_side
-        st.index, st.spread_index, st.count, st.last_price, st.side = i, j, count, last, side
+        st.index, st.count, st.side = i, count, side
         st.sum_short, st.sum_long = sum_short, sum_long
-        st.sum_return, st.sum_return_sq = sum_ret, sum_ret_sq
         return crossings
 
-    def _intent(
-        self, side: int, spread: float, spread_then: float, mean: float, mean_sq: float
-    ) -> SignalIntent:
-        sigma = math.sqrt(max(mean_sq - mean * mean, 0.0))
+    def _score(self, side: int, ring: list[float], next_index: int, count: int) -> SignalIntent:
+        """Confidence of a crossing (see the module docstring), from the ring:
+        O(long + short) work, only on a crossing tick."""
+        short_n, long_n = self.short_period, self.long_period
+        window = ring[next_index:] + ring[:next_index]  # oldest first, newest last
+        known = min(count, len(window))
+        spread = _spread(window, len(window), short_n, long_n)
+        # Until long + short ticks are known the spread short_n ticks ago is not:
+        # taking it as 0 understates the swing, so an early crossing is judged
+        # conservatively.
+        spread_then = (
+            _spread(window, len(window) - short_n, short_n, long_n)
+            if count >= len(window)
+            else 0.0
+        )
+        recent = window[len(window) - min(known, long_n + 1) :]
+        returns = [b / a - 1.0 for a, b in itertools.pairwise(recent)]
+        mean = sum(returns) / len(returns)
+        sigma = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
         swing = abs(spread - spread_then)
         noise = sigma * self._noise_factor
         if noise > 0.0:
@@ -192,10 +175,17 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
             confidence = 1.0 if swing > 0.0 else 0.0
         direction = "above" if side > 0 else "below"
         rationale = (
-            f"{self.short_period}-period MA crossed {direction} the {self.long_period}-period MA; "
+            f"{short_n}-period MA crossed {direction} the {long_n}-period MA; "
             f"swing {swing:.4%} vs noise {noise:.4%} (z={z:.2f})"
         )
         return SignalIntent(Side.BUY if side > 0 else Side.SELL, confidence, rationale)
+
+
+def _spread(window: list[float], end: int, short_n: int, long_n: int) -> float:
+    """short MA / long MA - 1 for the ticks of `window` before position `end`."""
+    short_ma = sum(window[end - short_n : end]) / short_n
+    long_ma = sum(window[end - long_n : end]) / long_n
+    return short_ma / long_ma - 1.0
 
 
 def _random_walk_swing_factor(short_n: int, long_n: int) -> float:
