@@ -3,6 +3,7 @@ project reads the environment or opens a database."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import secrets
 import sys
@@ -23,7 +24,14 @@ from audit.sql_store import SqlAlchemyEventStore
 from brokers.base import Broker
 from brokers.paper.adapter import PaperBroker
 from brokers.paper.config import PaperBrokerConfig
-from domain.events import Envelope, OrderUpdated, StrategyStateChanged, TradingStateChanged
+from domain.events import (
+    Envelope,
+    IdeaUpdated,
+    OrderUpdated,
+    RiskDecisionMade,
+    StrategyStateChanged,
+    TradingStateChanged,
+)
 from domain.orders import Order
 from domain.risk import TradingState, TradingStatus
 from engines.advisor.analyst import Analyst
@@ -118,20 +126,30 @@ def advisor_config(settings: Settings) -> AdvisorConfig:
 
 def _restore(core: Core, store: EventStore, paper: PaperBroker | None) -> None:
     """What the audit log knows survives a restart: the trading state and each
-    strategy's activation (operator decisions), and the orders. The paper broker's
-    simulated account is rebuilt from the recorded fills. Nothing is re-journaled."""
-    query = AuditQuery(
-        event_types=frozenset({"TradingStateChanged", "StrategyStateChanged", "OrderUpdated"})
-    )
+    strategy's activation (operator decisions), the orders, and the advisor's
+    ideas with the decisions and orders they led to. The paper broker's simulated
+    account is rebuilt from the recorded fills. Nothing is re-journaled."""
+    kinds = {"TradingStateChanged", "StrategyStateChanged", "OrderUpdated", "IdeaUpdated"}
+    ideas_decided = AuditQuery(event_types=frozenset({"RiskDecisionMade"}))
     orders: dict[str, tuple[Order, int]] = {}
-    for record in store.query(query):
+    records = heapq.merge(
+        store.query(AuditQuery(event_types=frozenset(kinds))),
+        (r for r in store.query(ideas_decided) if r.idea_id is not None),
+        key=lambda r: r.seq,
+    )
+    for record in records:
         envelope = record_to_envelope(record)
         match envelope.event:
             case TradingStateChanged():
                 core.risk.on_trading_state_changed(envelope)
             case StrategyStateChanged():
                 core.strategies.on_strategy_state_changed(envelope)
+            case IdeaUpdated():
+                core.advisor.on_idea_updated(envelope)
+            case RiskDecisionMade():
+                core.advisor.on_risk_decision(envelope)
             case OrderUpdated(order=order):
+                core.advisor.on_order_updated(envelope)
                 orders[order.order_id] = (order, envelope.seq)
                 change = order.history[-1]
                 if paper is not None and change.fill_quantity:

@@ -107,3 +107,22 @@ def test_a_bad_request_is_invalid_argument_and_changes_nothing(
     assert error_code == grpc.StatusCode.INVALID_ARGUMENT
     assert message in error_details
     assert offline.client.verify_audit().last_seq == before
+
+
+def test_ideas_and_what_they_led_to_survive_a_restart(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'restart.db'}"
+    first = start_service(openai_api_key=None, database_url=url)
+    first.client.stream_market_data([ticks(SYMBOL, RISING)])
+    [idea] = first.client.analyze([SYMBOL]).ideas
+    approved = first.client.decide_idea(idea.idea_id, APPROVE, "before the restart").idea
+    first.stop()
+
+    second = start_service(openai_api_key=None, database_url=url)
+    restored = second.client.get_idea(idea.idea_id).idea
+
+    assert restored == approved
+    assert restored.order.status == orders_pb2.ORDER_STATUS_FILLED
+    code, _ = rpc_error(lambda: second.client.decide_idea(idea.idea_id, APPROVE, "again"))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
