@@ -12,7 +12,7 @@ from trading.v1 import trading_service_pb2_grpc as pb_grpc
 
 from audit.records import AuditQuery, EventStore
 from domain import events as ev
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, Unavailable
 from domain.orders import Order, OrderStatus
 from domain.risk import TradingState
 from engines.core import Core
@@ -269,7 +269,14 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             summary.events_accepted += len(batch)
             summary.batches_accepted += 1
             _tally(summary, caused)
-        self._core.bus.flush()  # the summary promises that all of it is durable
+        try:
+            self._core.bus.flush()  # the summary promises that all of it is durable
+        except Unavailable as exc:
+            raise Unavailable(
+                f"{exc}. The {summary.batches_accepted} messages were processed but are "
+                "not yet durable; they are committed, in order, when the store returns "
+                "(no order was sent meanwhile). Check QueryAudit before resending."
+            ) from exc
         summary.last_seq = self._store.last_seq()
         return summary
 
