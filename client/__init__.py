@@ -1,5 +1,5 @@
 """Python client of the trading service: the typed SDK, the tradectl CLI and the demo."""
 
-from client.sdk import AsyncTradingClient, TradingClient, market_event
+from client.sdk import AsyncTradingClient, TradingClient, error_info, market_event
 
-__all__ = ["AsyncTradingClient", "TradingClient", "market_event"]
+__all__ = ["AsyncTradingClient", "TradingClient", "error_info", "market_event"]

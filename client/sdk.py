@@ -37,6 +37,8 @@ from typing import Final, Generic, Protocol, Self, TypeAlias, TypedDict, TypeVar
 import grpc
 import grpc.aio
 from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from trading.v1 import advisor_pb2, audit_pb2, events_pb2, market_pb2, trading_service_pb2_grpc
 from trading.v1 import trading_service_pb2 as pb
 
@@ -47,6 +49,7 @@ __all__ = [
     "MarketBatch",
     "ServerStream",
     "TradingClient",
+    "error_info",
     "market_event",
 ]
 
@@ -63,6 +66,23 @@ _R_co = TypeVar("_R_co", covariant=True)
 # ---------------------------------------------------------------------------
 # Messages
 # ---------------------------------------------------------------------------
+
+
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """The google.rpc.ErrorInfo the service attached to an error, or None.
+
+    Its `reason` is a stable code (e.g. MARKET_DATA_MESSAGE_REFUSED) and its
+    `metadata` the facts behind it (e.g. accepted_messages, event_index), so a
+    program can act on an error without parsing its message.
+    """
+    status = rpc_status.from_call(error)
+    if status is None:
+        return None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    return None
 
 
 def market_event(

@@ -2,7 +2,18 @@
 
 
 class DomainError(Exception):
-    """Base of every error a caller can act on."""
+    """Base of every error a caller can act on.
+
+    `reason` is a stable code and `metadata` the facts behind it, for a program
+    to act on without parsing the message (the edge sends them as a
+    google.rpc.ErrorInfo detail)."""
+
+    def __init__(
+        self, message: str, *, reason: str = "", metadata: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.metadata = dict(metadata or {})
 
 
 class InvalidInput(DomainError):

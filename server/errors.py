@@ -9,10 +9,15 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from domain import errors
 
 log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "trading.v1"
 
 STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
@@ -34,7 +39,19 @@ def status_of(exc: errors.DomainError) -> grpc.StatusCode:
 
 
 def abort(context: grpc.ServicerContext, exc: errors.DomainError) -> NoReturn:
-    context.abort(status_of(exc), str(exc))
+    """End the call with the error's status; a stable reason and its facts travel
+    as a google.rpc.ErrorInfo detail, for programs to act on."""
+    code = status_of(exc)
+    if not exc.reason:
+        context.abort(code, str(exc))
+    else:
+        info = error_details_pb2.ErrorInfo(
+            reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata
+        )
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status = status_pb2.Status(code=code.value[0], message=str(exc), details=[detail])
+        context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("unreachable: context.abort raises")
 
 

@@ -292,7 +292,14 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         raise InvalidInput(
             f"message {index} refused, nothing in it was applied: {exc}. "
             f"The {summary.batches_accepted} messages before it ({summary.events_accepted} events) "
-            "were accepted and committed; resend from this message."
+            "were accepted and committed; resend from this message.",
+            reason="MARKET_DATA_MESSAGE_REFUSED",
+            metadata={
+                **exc.metadata,
+                "refused_message_index": str(index),
+                "accepted_messages": str(summary.batches_accepted),
+                "accepted_events": str(summary.events_accepted),
+            },
         )
 
     @maps_domain_errors

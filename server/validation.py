@@ -72,13 +72,18 @@ class MarketBatchReader:
     ) -> None:
         for i, (sym, price, volume) in enumerate(zip(symbols, prices, volumes, strict=True)):
             if sym not in self._valid_symbols:
-                symbol(sym, f"event {i}: symbol")
+                try:
+                    symbol(sym, f"event {i}: symbol")
+                except InvalidInput as exc:
+                    raise _event_error(i, str(exc)) from None
                 self._valid_symbols.add(sym)
             if not 0.0 < price < _INF:
-                raise InvalidInput(f"event {i} ({sym}): price must be finite and > 0, got {price}")
+                raise _event_error(
+                    i, f"event {i} ({sym}): price must be finite and > 0, got {price}"
+                )
             if not 0.0 <= volume < _INF:
-                raise InvalidInput(
-                    f"event {i} ({sym}): volume must be finite and >= 0, got {volume}"
+                raise _event_error(
+                    i, f"event {i} ({sym}): volume must be finite and >= 0, got {volume}"
                 )
 
     def _check_stamps(
@@ -90,18 +95,20 @@ class MarketBatchReader:
         for i, (event, stamp) in enumerate(zip(events, stamps_ns, strict=True)):
             if not event.HasField("timestamp"):
                 if self.require_timestamp:
-                    raise InvalidInput(
+                    raise _event_error(
+                        i,
                         f"event {i} ({event.symbol}): "
-                        "timestamp is required when TRADING_CLOCK=event"
+                        "timestamp is required when TRADING_CLOCK=event",
                     )
                 stamp = now_ns
             elif not 0 <= event.timestamp.nanos < NS:
-                raise InvalidInput(
+                raise _event_error(
+                    i,
                     f"event {i} ({event.symbol}): timestamp nanos must be 0 to 999999999, "
-                    f"got {event.timestamp.nanos}"
+                    f"got {event.timestamp.nanos}",
                 )
             elif not 0 <= stamp <= latest:
-                raise InvalidInput(self._bad_timestamp(i, event.symbol, stamp, now_ns))
+                raise _event_error(i, self._bad_timestamp(i, event.symbol, stamp, now_ns))
             checked.append(stamp)
         return checked
 
@@ -113,6 +120,10 @@ class MarketBatchReader:
             f"event {i} ({sym}): timestamp is {ahead:.0f}s in the future; "
             f"at most {self.max_future_skew_ns // NS}s ahead of the service's clock is accepted"
         )
+
+
+def _event_error(index: int, message: str) -> InvalidInput:
+    return InvalidInput(message, reason="BAD_MARKET_EVENT", metadata={"event_index": str(index)})
 
 
 def page(page_size: int, page_token: str) -> tuple[int, int]:
