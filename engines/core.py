@@ -22,7 +22,6 @@ from engines.strategy.engine import StrategyEngine, StrategyInfo
 @dataclass(slots=True)
 class CoreStats:
     market_events: int = 0
-    batches: int = 0
 
 
 class Core:
@@ -53,7 +52,6 @@ class Core:
 
         def work() -> None:
             self.stats.market_events += len(batch)
-            self.stats.batches += 1
             self.strategies.on_market_data(batch, source)
             if journal_now:
                 self.bus.journal_market_data()
