@@ -22,8 +22,8 @@ hash from a dump of the table with these three lines of rules.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring as _json_string
 
 from audit.records import AuditQuery, AuditRecord, NewRecord, VerifyResult
@@ -49,8 +49,21 @@ def utc_iso(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
-def _json_or_null(value: str | None) -> str:
-    return "null" if value is None else _json_string(value)
+def _header_line(seq: int, recorded_at: str, event_type: str, caused_by: int,
+                 symbol: str | None, order_id: str | None, idea_id: str | None,
+                 prev_hash: str) -> str:
+    """The hashed text up to the payload: the JSON header and the newline.
+    `recorded_at` is utc_iso of the row's time."""
+    # The bytes json.dumps(header, ensure_ascii=False, separators=(",", ":"))
+    # gives, put together by hand: this runs for every appended row, and the
+    # generic encoder costs more than the SHA-256 itself.
+    return (
+        f"[{seq:d},\"{recorded_at}\",{_json_string(event_type)},{caused_by:d},"
+        f"{'null' if symbol is None else _json_string(symbol)},"
+        f"{'null' if order_id is None else _json_string(order_id)},"
+        f"{'null' if idea_id is None else _json_string(idea_id)},"
+        f"{_json_string(prev_hash)}]\n"
+    )
 
 
 def record_hash(
@@ -70,15 +83,11 @@ def record_hash(
     caused_by and the index keys are covered too: otherwise a row could be
     re-attributed to another cause, order or idea without breaking the chain.
     """
-    # The bytes json.dumps(header, ensure_ascii=False, separators=(",", ":"))
-    # gives, put together by hand: this runs for every appended row, and the
-    # generic encoder costs more than the SHA-256 itself.
-    header = (
-        f"[{seq:d},\"{utc_iso(recorded_at)}\",{_json_string(event_type)},{caused_by:d},"
-        f"{_json_or_null(symbol)},{_json_or_null(order_id)},{_json_or_null(idea_id)},"
-        f"{_json_string(prev_hash)}]"
-    )
-    return hashlib.sha256(f"{header}\n{payload}".encode()).hexdigest()
+    header = _header_line(seq, utc_iso(recorded_at), event_type, caused_by, symbol, order_id,
+                          idea_id, prev_hash)
+    # One f-string, encoded whole: a row read back from a tampered database may
+    # hold a payload that is no string at all, and it must hash (to a mismatch).
+    return hashlib.sha256(f"{header}{payload}".encode()).hexdigest()
 
 
 def hash_of(record: AuditRecord) -> str:
@@ -109,20 +118,33 @@ def check_query(query: AuditQuery) -> None:
         to_utc("query until", query.until)
 
 
-def _check_text(name: str, value: object, *, limit: int) -> None:
+def _utf8(name: str, value: object, *, limit: int) -> bytes:
+    """`value`'s UTF-8, after checking it is text a database will take."""
     if not isinstance(value, str):
         raise InvalidInput(f"audit {name} must be a string, got {type(value).__name__}")
     try:
-        size = len(value.encode("utf-8"))
+        encoded = value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput(
             f"audit {name} is not valid UTF-8 text (it contains a lone surrogate)"
         ) from None
-    if size > limit:
-        raise InvalidInput(f"audit {name} is {size} bytes; the limit is {limit}")
+    if len(encoded) > limit:
+        raise InvalidInput(f"audit {name} is {len(encoded)} bytes; the limit is {limit}")
     # PostgreSQL text cannot hold NUL; refuse it here rather than fail at commit.
     if "\x00" in value:
         raise InvalidInput(f"audit {name} contains a NUL character")
+    return encoded
+
+
+def _check_key(name: str, value: object) -> None:
+    """_utf8's checks for an index key, whose UTF-8 is not needed.
+
+    Short ASCII text, the usual key, passes without being encoded: an ASCII
+    string's UTF-8 is as long as the string and holds no surrogate.
+    """
+    if (type(value) is not str or not value.isascii() or len(value) > MAX_KEY_CHARS
+            or "\x00" in value):
+        _utf8(name, value, limit=MAX_KEY_CHARS)
 
 
 def seal(record: NewRecord, seq: int, prev_hash: str) -> AuditRecord:
@@ -132,29 +154,91 @@ def seal(record: NewRecord, seq: int, prev_hash: str) -> AuditRecord:
     (by then the caller has moved on and the row could only block the log), so
     a row that is sealed is a row that will commit.
     """
-    _check_text("payload", record.payload, limit=MAX_PAYLOAD_BYTES)
-    _check_text("event_type", record.event_type, limit=MAX_KEY_CHARS)
-    if not record.event_type:
+    return _seal(record, seq, prev_hash, utc_iso)[0]
+
+
+def _seal(record: NewRecord, seq: int, prev_hash: str,
+          format_time: Callable[[datetime], str]) -> tuple[AuditRecord, str]:
+    """seal(), and the row's recorded_at as format_time (utc_iso or a memo of it) gives it."""
+    payload = record.payload
+    encoded = _utf8("payload", payload, limit=MAX_PAYLOAD_BYTES)
+    event_type = record.event_type
+    _check_key("event_type", event_type)
+    if not event_type:
         raise InvalidInput("audit event_type must not be empty")
-    for name, key in (("symbol", record.symbol), ("order_id", record.order_id),
-                      ("idea_id", record.idea_id)):
-        if key is not None:
-            _check_text(name, key, limit=MAX_KEY_CHARS)
+    symbol, order_id, idea_id = record.symbol, record.order_id, record.idea_id
+    if symbol is not None:
+        _check_key("symbol", symbol)
+    if order_id is not None:
+        _check_key("order_id", order_id)
+    if idea_id is not None:
+        _check_key("idea_id", idea_id)
     caused_by = record.caused_by
     if isinstance(caused_by, bool) or not isinstance(caused_by, int) or not (
         0 <= caused_by <= _MAX_BIGINT
     ):
         raise InvalidInput(f"audit caused_by must be an integer in [0, 2**63), got {caused_by!r}")
-    at = to_utc("recorded_at", record.recorded_at)
-    digest = record_hash(
-        seq, at, record.event_type, record.payload, prev_hash, caused_by=caused_by,
-        symbol=record.symbol, order_id=record.order_id, idea_id=record.idea_id,
-    )
-    return AuditRecord(
-        seq=seq, recorded_at=at, event_type=record.event_type, caused_by=caused_by,
-        payload=record.payload, symbol=record.symbol, order_id=record.order_id,
-        idea_id=record.idea_id, prev_hash=prev_hash, hash=digest,
-    )
+    at = record.recorded_at
+    if type(at) is not datetime or at.tzinfo is not UTC:
+        at = to_utc("recorded_at", at)
+    # A datetime subclass might format itself its own way: no memo for it.
+    iso = format_time(at) if type(at) is datetime else utc_iso(at)
+    # The payload's UTF-8 is at hand from the size check (and valid, unlike the
+    # text record_hash may be given): no need to encode it again.
+    header = _header_line(seq, iso, event_type, caused_by, symbol, order_id, idea_id, prev_hash)
+    digest = hashlib.sha256(header.encode() + encoded).hexdigest()
+    # Positional, in field order: keywords cost twice as much.
+    return AuditRecord(seq, at, event_type, caused_by, payload, symbol, order_id, idea_id,
+                       prev_hash, digest), iso
+
+
+_MICROSECOND = timedelta(microseconds=1)
+_ONE_SECOND = timedelta(seconds=1)
+_NO_SECOND = datetime.min.replace(tzinfo=UTC)
+
+
+class Sealer:
+    """`seal` for a store that seals row after row. It also gives each row's
+    recorded_at as the hash has it (utc_iso), for a store that keeps that text.
+
+    It remembers the last time it formatted, as datetime.isoformat costs about
+    a third of sealing: rows that share a time (one input often yields several
+    events) format it once, and rows within the same second only format their
+    microseconds. One per store; not thread-safe.
+    """
+
+    __slots__ = ("_at", "_iso", "_second_end", "_second_start", "_second_text")
+
+    def __init__(self) -> None:
+        self._at: datetime | None = None
+        self._iso = ""
+        # _second_text is utc_iso up to the microseconds ("YYYY-MM-DDTHH:MM:SS.")
+        # of every time in [_second_start, _second_end); an empty range at first.
+        self._second_start = self._second_end = _NO_SECOND
+        self._second_text = ""
+
+    def seal(self, record: NewRecord, seq: int, prev_hash: str) -> tuple[AuditRecord, str]:
+        """`seal(record, seq, prev_hash)`, and the row's recorded_at as utc_iso gives it."""
+        return _seal(record, seq, prev_hash, self._utc_iso)
+
+    def _utc_iso(self, at: datetime) -> str:
+        """utc_iso(at), for `at` a datetime (not a subclass) in UTC."""
+        if at == self._at:
+            return self._iso
+        if self._second_start <= at < self._second_end:
+            # str(1_000_000 + µs)[1:] is f"{µs:06d}" at a third of the cost.
+            iso = f"{self._second_text}{str(1_000_000 + at.microsecond)[1:]}+00:00"
+        else:
+            iso = at.isoformat(timespec="microseconds")
+            self._second_text = iso[:len("YYYY-MM-DDTHH:MM:SS.")]
+            self._second_start = at - _MICROSECOND * at.microsecond
+            try:
+                self._second_end = self._second_start + _ONE_SECOND
+            except OverflowError:  # the last second of year 9999: no memo
+                self._second_end = self._second_start
+        self._at = at
+        self._iso = iso
+        return iso
 
 
 def walk(records: Iterable[AuditRecord], *, anchor: tuple[int, str] | None = None) -> VerifyResult:

@@ -19,7 +19,7 @@ import itertools
 import logging
 from collections.abc import Iterator
 
-from audit.chain import GENESIS, check_query, seal, walk
+from audit.chain import GENESIS, Sealer, check_query, walk
 from audit.records import (
     AuditQuery,
     AuditRecord,
@@ -54,6 +54,7 @@ class InMemoryEventStore:
         self._committed: list[AuditRecord] = []
         self._pending: list[AuditRecord] = []
         self._last_hash = GENESIS
+        self._sealer = Sealer()
         self._listeners: list[CommitListener] = []
         self._health_listeners: list[HealthListener] = []
         self._outage: str | None = None
@@ -65,7 +66,7 @@ class InMemoryEventStore:
 
     def append(self, record: NewRecord) -> AuditRecord:
         self._check_open()
-        sealed = seal(record, self.last_seq() + 1, self._last_hash)
+        sealed, _ = self._sealer.seal(record, self.last_seq() + 1, self._last_hash)
         self._pending.append(sealed)
         self._last_hash = sealed.hash
         return sealed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +25,14 @@ class NewRecord:
     idea_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(NamedTuple):
     """One row of the audit log. `hash` covers every column (see audit.chain for the
-    exact bytes); `prev_hash` is the previous row's hash (64 zeros for seq 1)."""
+    exact bytes); `prev_hash` is the previous row's hash (64 zeros for seq 1).
+
+    A NamedTuple rather than a frozen dataclass: one is built for every appended
+    event, and a frozen dataclass's __init__ costs several times as much. It is as
+    immutable; copy one with `_replace`, list the columns with `_fields`.
+    """
 
     seq: int
     recorded_at: datetime

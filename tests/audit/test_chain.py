@@ -8,7 +8,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from audit.chain import GENESIS, MAX_PAYLOAD_BYTES, hash_of, record_hash, seal, walk
+from audit.chain import (
+    GENESIS,
+    MAX_PAYLOAD_BYTES,
+    Sealer,
+    hash_of,
+    record_hash,
+    seal,
+    utc_iso,
+    walk,
+)
 from audit.records import AuditRecord, NewRecord
 from domain.errors import InvalidInput
 from tests.audit.helpers import T0, record
@@ -31,6 +40,35 @@ def test_hash_is_sha256_of_the_documented_encoding() -> None:
     assert got == expected
 
 
+def test_seal_hashes_the_documented_encoding() -> None:
+    at = datetime(2025, 3, 3, 9, 30, 0, 250, tzinfo=timezone(timedelta(hours=-5)))
+    new = NewRecord(at, "Ördér\"X", 9, '{"note":"grüße ✓"}', symbol="A\tB", idea_id="i-1")
+    expected = hashlib.sha256(
+        ('[4,"2025-03-03T14:30:00.000250+00:00","Ördér\\"X",9,"A\\tB",null,"i-1","'
+         + "f" * 64 + '"]\n{"note":"grüße ✓"}').encode()
+    ).hexdigest()
+    assert seal(new, 4, "f" * 64).hash == expected
+    assert Sealer().seal(new, 4, "f" * 64) == (seal(new, 4, "f" * 64),
+                                               "2025-03-03T14:30:00.000250+00:00")
+
+
+def test_sealer_gives_what_seal_gives_whatever_times_follow() -> None:
+    # The sealer remembers the last time it formatted and that time's second.
+    near_end = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    times = [T0, T0, T0 + timedelta(microseconds=999_999), T0 + timedelta(seconds=1),
+             T0 + timedelta(microseconds=7), T0.astimezone(timezone(timedelta(hours=9))),
+             T0 - timedelta(microseconds=1), datetime(1, 1, 1, tzinfo=UTC), near_end,
+             near_end - timedelta(microseconds=5), near_end, T0]
+    sealer = Sealer()
+    prev = GENESIS
+    for seq, at in enumerate(times, start=1):
+        row, recorded_at = sealer.seal(record(seq, at=at), seq, prev)
+        assert row == seal(record(seq, at=at), seq, prev)
+        assert recorded_at == utc_iso(at)
+        prev = row.hash
+    assert walk(chain(3)).ok
+
+
 def test_same_instant_in_another_zone_hashes_the_same() -> None:
     new_york = timezone(timedelta(hours=-5))
     here, there = (
@@ -48,7 +86,7 @@ def test_same_instant_in_another_zone_hashes_the_same() -> None:
 ])
 def test_every_column_is_covered(change: dict[str, object]) -> None:
     row = seal(NewRecord(T0, "X", 0, '{"a":1}', symbol=None), 1, GENESIS)
-    assert hash_of(dataclasses.replace(row, **change)) != row.hash  # type: ignore[arg-type]
+    assert hash_of(row._replace(**change)) != row.hash  # type: ignore[arg-type]
 
 
 def test_seal_normalises_time_to_utc() -> None:
@@ -92,11 +130,11 @@ def test_walk_accepts_a_good_chain() -> None:
 
 
 @pytest.mark.parametrize(("mutate", "bad_seq", "reason"), [
-    (lambda rows: rows.__setitem__(2, dataclasses.replace(rows[2], payload="{}")),
+    (lambda rows: rows.__setitem__(2, rows[2]._replace(payload="{}")),
      3, "hash mismatch: row content changed"),
     (lambda rows: rows.__delitem__(2), 3, "gap: expected seq 3, found 4"),
     (lambda rows: rows.__delitem__(0), 1, "gap: expected seq 1, found 2"),
-    (lambda rows: rows.__setitem__(0, dataclasses.replace(rows[0], prev_hash="1" * 64)),
+    (lambda rows: rows.__setitem__(0, rows[0]._replace(prev_hash="1" * 64)),
      1, "prev_hash does not match the genesis hash"),
 ])
 def test_walk_reports_the_first_bad_row(mutate: object, bad_seq: int, reason: str) -> None:
@@ -109,8 +147,8 @@ def test_walk_reports_the_first_bad_row(mutate: object, bad_seq: int, reason: st
 
 def test_walk_sees_a_row_rewritten_with_a_fresh_hash_at_the_next_row() -> None:
     rows = chain(5)
-    forged = dataclasses.replace(rows[2], payload="{}")
-    rows[2] = dataclasses.replace(forged, hash=hash_of(forged))
+    forged = rows[2]._replace(payload="{}")
+    rows[2] = forged._replace(hash=hash_of(forged))
     result = walk(rows)
     assert (result.first_bad_seq, result.reason) == (4, "prev_hash does not match hash of seq 3")
 

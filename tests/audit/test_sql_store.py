@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import tracemalloc
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -16,8 +17,9 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine, event
 
+from audit.chain import utc_iso
 from audit.migrations import (
     SCRIPT_LOCATION,
     VERSION_TABLE,
@@ -31,7 +33,7 @@ from audit.schema import metadata
 from audit.sql_store import SqlAlchemyEventStore, StoreConfigError
 from domain.errors import Unavailable
 from tests import pg
-from tests.audit.helpers import OpenStore, execute_raw, is_postgres, record, tamper
+from tests.audit.helpers import T0, OpenStore, execute_raw, is_postgres, record, tamper
 
 
 def test_chain_and_seq_continue_across_reopen(store_url: str, open_store: OpenStore) -> None:
@@ -113,6 +115,41 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path, open_store: OpenStore) -> None:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         connection.close()
+
+
+def test_sqlite_batch_spans_statements_and_keeps_time_as_hashed(tmp_path: Path,
+                                                                 open_store: OpenStore) -> None:
+    # 25 parameters per statement: two rows per INSERT, so a batch of 7 takes four.
+    inserts: list[str] = []
+
+    def small_limit(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 25)
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO audit_events"):
+            inserts.append(statement)
+
+    event.listen(Engine, "connect", small_limit)
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        path = tmp_path / "audit.db"
+        store = open_store(f"sqlite:///{path}", flush_interval_s=60)
+        at = T0 + timedelta(microseconds=999_998)
+        appended = [store.append(record(i, at=at + timedelta(microseconds=i // 2)))
+                    for i in range(1, 8)]  # repeated times, and the next second
+        store.flush()
+    finally:
+        event.remove(Engine, "connect", small_limit)
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert [statement.count("(?") for statement in inserts] == [2, 2, 2, 1]
+    assert list(store.query(AuditQuery())) == appended
+    assert store.verify().ok
+    connection = sqlite3.connect(path)
+    try:
+        stored = connection.execute("SELECT recorded_at FROM audit_events ORDER BY seq").fetchall()
+    finally:
+        connection.close()
+    assert stored == [(utc_iso(r.recorded_at),) for r in appended]
 
 
 def test_database_refuses_update_delete_truncate(store_url: str, open_store: OpenStore) -> None:

@@ -36,6 +36,26 @@ def test_append_flush_query_round_trip(store: EventStore) -> None:
     assert [r.prev_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
 
 
+def test_awkward_text_and_shared_times_round_trip(store: EventStore) -> None:
+    # Text that COPY and multi-row INSERTs must escape, and times that the sealer's
+    # memo formats: the same instant twice, the same second, the next second.
+    awkward = ["", "tab\there", "line\nbreak\r", "back\\slash", "\\N", "\\.", 'quo"te',
+               "grüße ✓", "\x7f\x01", "A" * 256]
+    at = T0 + timedelta(microseconds=999_999)
+    times = [at, at, at - timedelta(microseconds=1), at + timedelta(microseconds=1),
+             at.astimezone(timezone(timedelta(hours=-5))), T0]
+    appended = [
+        store.append(record(i, at=times[i % len(times)], symbol=text, order_id=text[::-1],
+                            idea_id=text.upper()))
+        for i, text in enumerate(awkward, start=1)
+    ]
+    appended.append(store.append(dataclasses.replace(
+        record(len(awkward) + 1), payload='{"a":"\\\\N\\t\\\\."}\n\\.\n\t\\\\')))
+    store.flush()
+    assert list(store.query(AuditQuery())) == appended
+    assert store.verify().ok
+
+
 def test_only_flushed_rows_count_as_committed(store: EventStore) -> None:
     # A fresh store has nothing; after flush everything appended is visible.
     assert list(store.query(AuditQuery())) == []

@@ -20,18 +20,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from audit.chain import GENESIS, seal, utc_iso
+from audit.chain import GENESIS, Sealer
 from audit.codec import canonical_json
 from audit.migrations import upgrade
-from audit.records import NewRecord
+from audit.records import AuditRecord, NewRecord
 from audit.sql_store import SqlAlchemyEventStore
 from tests import pg
 
 N = 50_000
-COLUMNS = ("seq", "recorded_at", "event_type", "caused_by", "symbol", "order_id", "idea_id",
-           "payload", "prev_hash", "hash")
+COLUMNS = AuditRecord._fields  # so a sealed row is its own parameter tuple
 Out = Callable[[str], None]
 
 
@@ -57,13 +55,15 @@ def _events(n: int) -> list[NewRecord]:
     return events
 
 
-def _sealed_rows(events: list[NewRecord]) -> list[tuple[Any, ...]]:
-    rows, prev = [], GENESIS
+def _sealed_rows(events: list[NewRecord]) -> tuple[list[AuditRecord], list[str]]:
+    """The rows as the store seals them, and their recorded_at as SQLite stores it."""
+    sealer, rows, times, prev = Sealer(), [], [], GENESIS
     for seq, event in enumerate(events, start=1):
-        record = seal(event, seq, prev)
+        record, recorded_at = sealer.seal(event, seq, prev)
         prev = record.hash
-        rows.append(tuple(getattr(record, c) for c in COLUMNS))
-    return rows
+        rows.append(record)
+        times.append(recorded_at)
+    return rows, times
 
 
 def _store_rate(url: str, events: list[NewRecord]) -> tuple[float, float]:
@@ -92,13 +92,14 @@ def _insert_sql(placeholder: str) -> str:
             f"VALUES ({', '.join([placeholder] * len(COLUMNS))})")
 
 
-def _bench_sqlite(out: Out, events: list[NewRecord], rows: list[tuple[Any, ...]]) -> None:
+def _bench_sqlite(out: Out, events: list[NewRecord], rows: list[AuditRecord],
+                  times: list[str]) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench_audit_"))
     try:
         store_rate, append_us = _store_rate(f"sqlite:///{folder / 'store.db'}", events)
         raw_path = folder / "raw.db"
         upgrade(f"sqlite:///{raw_path}")
-        text_rows = [(r[0], utc_iso(r[1]), *r[2:]) for r in rows]
+        text_rows = [(r.seq, at, *r[2:]) for r, at in zip(rows, times, strict=True)]
         connection = sqlite3.connect(raw_path, isolation_level=None)
         # The store's settings, so both pay the same durability.
         connection.execute("PRAGMA journal_mode=WAL")
@@ -118,7 +119,7 @@ def _bench_sqlite(out: Out, events: list[NewRecord], rows: list[tuple[Any, ...]]
         f" | store/raw {store_rate / raw_rate:.2f}")
 
 
-def _bench_postgres(out: Out, events: list[NewRecord], rows: list[tuple[Any, ...]]) -> None:
+def _bench_postgres(out: Out, events: list[NewRecord], rows: list[AuditRecord]) -> None:
     error = pg.postgres_error()
     if error is not None:
         out(f"PostgreSQL  skipped: not reachable on {pg.HOST}:{pg.PORT}: {error}")
@@ -158,12 +159,12 @@ def _bench_postgres(out: Out, events: list[NewRecord], rows: list[tuple[Any, ...
 def run(out: Out = print) -> None:
     events = _events(N)
     started = time.perf_counter()
-    rows = _sealed_rows(events)
+    rows, times = _sealed_rows(events)
     seal_rate = N / (time.perf_counter() - started)
     payload = sum(len(e.payload) for e in events) / len(events)
     out(f"audit store: {N:,} events, {payload:.0f}-byte payloads on average;"
         f" sealing alone (validate + hash, no database) {seal_rate:,.0f} events/s")
-    _bench_sqlite(out, events, rows)
+    _bench_sqlite(out, events, rows, times)
     _bench_postgres(out, events, rows)
 
 
