@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from domain.errors import Unauthenticated
+from server.handlers import Handler, with_behavior
 
 OPEN_SERVICES = (
     "/grpc.health.v1.Health/",
@@ -47,19 +48,11 @@ class Authenticator:
         return self.principal(context.invocation_metadata())
 
 
-def _refusing(
-    handler: grpc.RpcMethodHandler[Any, Any], message: str
-) -> grpc.RpcMethodHandler[Any, Any]:
+def _refusing(handler: Handler, message: str) -> Handler:
     def refuse(request: Any, context: grpc.ServicerContext) -> None:
         context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(refuse)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(refuse)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(refuse)
-    return grpc.unary_unary_rpc_method_handler(refuse)
+    return with_behavior(handler, refuse)
 
 
 class AuthInterceptor(grpc.ServerInterceptor):

@@ -11,6 +11,8 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from server.handlers import behavior_of, with_behavior
+
 
 @dataclass(frozen=True, slots=True)
 class _Undecodable:
@@ -60,16 +62,5 @@ class DecodeErrorInterceptor(grpc.ServerInterceptor):
             except DecodeError as exc:
                 return _Undecodable(str(exc) or "malformed message")
 
-        kind = (handler.request_streaming, handler.response_streaming)
-        factory, behavior = {
-            (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
-            (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream),
-            (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
-            (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
-        }[kind]
-        assert behavior is not None
-        return factory(
-            _guard_behavior(behavior, streaming=handler.request_streaming),
-            request_deserializer=deserialize,
-            response_serializer=handler.response_serializer,
-        )
+        guarded = _guard_behavior(behavior_of(handler), streaming=handler.request_streaming)
+        return with_behavior(handler, guarded, request_deserializer=deserialize)
