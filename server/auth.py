@@ -1,15 +1,55 @@
-"""Bearer-token authentication for every RPC except health and reflection."""
+"""Bearer-token authentication and role checks for every RPC except health and
+reflection.
+
+Each token belongs to a principal (a person or a program) with roles. With only
+TRADING_API_KEY set there is one principal, `operator`, with every role; a
+tokens file (TRADING_TOKENS_FILE) names several, so that the audit log records
+who did what, and a read-only viewer cannot halt trading or approve an idea.
+"""
 
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from domain.errors import Unauthenticated
 from server.handlers import Handler, with_behavior
+
+VIEWER, TRADER, FEED, OPERATOR = "viewer", "trader", "feed", "operator"
+ROLES = frozenset({VIEWER, TRADER, FEED, OPERATOR})
+
+_READS = (
+    "GetStatus",
+    "ListStrategies",
+    "GetRiskStatus",
+    "GetExecutionStatus",
+    "ListActiveOrders",
+    "ListOrderHistory",
+    "GetAccount",
+    "ListPositions",
+    "SubscribeEvents",
+    "QueryAudit",
+    "VerifyAudit",
+    "ListIdeas",
+    "GetIdea",
+)
+# The roles that may call each method of trading.v1.TradingService (an operator
+# may call all). A method missing here is refused to everyone but an operator.
+METHOD_ROLES: dict[str, frozenset[str]] = {
+    **{m: frozenset({VIEWER, TRADER, FEED}) for m in _READS},
+    "Analyze": frozenset({TRADER}),
+    "DecideIdea": frozenset({TRADER}),
+    "CancelOrder": frozenset({TRADER}),
+    "StreamMarketData": frozenset({FEED}),
+    "SimulateMarketEvent": frozenset({FEED}),
+    # ActivateStrategy, DeactivateStrategy, ActivateRisk, DeactivateRisk: operators only.
+}
 
 OPEN_SERVICES = (
     "/grpc.health.v1.Health/",
@@ -18,15 +58,51 @@ OPEN_SERVICES = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    roles: frozenset[str]
+
+    def may_call(self, method: str) -> bool:
+        """`method` is the full gRPC path, /trading.v1.TradingService/Name."""
+        if OPERATOR in self.roles:
+            return True
+        return bool(self.roles & METHOD_ROLES.get(method.rsplit("/", 1)[-1], frozenset()))
+
+
+def load_tokens_file(path: Path) -> dict[str, Principal]:
+    """Tokens from a JSON file: {"alice": {"token": "...", "roles": ["operator"]}, ...}.
+    Raises ValueError with a message naming the problem."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"TRADING_TOKENS_FILE {path}: cannot read it: {exc}") from None
+    if not isinstance(entries, dict) or not entries:
+        raise ValueError(f"TRADING_TOKENS_FILE {path}: expected an object of principals")
+    tokens: dict[str, Principal] = {}
+    for name, entry in entries.items():
+        token = entry.get("token") if isinstance(entry, dict) else None
+        roles = entry.get("roles") if isinstance(entry, dict) else None
+        if not isinstance(token, str) or len(token) < 16:
+            raise ValueError(f"TRADING_TOKENS_FILE: {name}: token must be at least 16 characters")
+        if not isinstance(roles, list) or not roles or not set(roles) <= ROLES:
+            known = ", ".join(sorted(ROLES))
+            raise ValueError(f"TRADING_TOKENS_FILE: {name}: roles must be a list of {known}")
+        if token in tokens:
+            raise ValueError(f"TRADING_TOKENS_FILE: {name}: token is shared with another principal")
+        tokens[token] = Principal(name, frozenset(roles))
+    return tokens
+
+
 class Authenticator:
     """Maps bearer tokens to principals, comparing in constant time."""
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+    def __init__(self, tokens: dict[str, Principal]) -> None:
         if not tokens:
             raise ValueError("at least one token is needed")
         self._tokens = [(t.encode(), principal) for t, principal in tokens.items()]
 
-    def principal(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+    def principal(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> Principal:
         header = next((v for k, v in metadata or () if k == "authorization"), None)
         if header is None:
             raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
@@ -45,12 +121,13 @@ class Authenticator:
         return found
 
     def of(self, context: grpc.ServicerContext) -> str:
-        return self.principal(context.invocation_metadata())
+        """The caller's name, as recorded in the audit log."""
+        return self.principal(context.invocation_metadata()).name
 
 
-def _refusing(handler: Handler, message: str) -> Handler:
+def _refusing(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
     def refuse(request: Any, context: grpc.ServicerContext) -> None:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        context.abort(code, message)
 
     return with_behavior(handler, refuse)
 
@@ -69,7 +146,14 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if handler is None or method.startswith(OPEN_SERVICES):
             return handler
         try:
-            self._auth.principal(handler_call_details.invocation_metadata)
+            principal = self._auth.principal(handler_call_details.invocation_metadata)
         except Unauthenticated as exc:
-            return _refusing(handler, str(exc))
+            return _refusing(handler, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        if not principal.may_call(method):
+            roles = ", ".join(sorted(principal.roles))
+            return _refusing(
+                handler,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{principal.name} ({roles}) may not call {method.rsplit('/', 1)[-1]}",
+            )
         return handler

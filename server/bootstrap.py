@@ -48,7 +48,7 @@ from engines.risk.engine import RiskConfig, RiskEngine, default_rules
 from engines.strategy.engine import StrategyEngine
 from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
 from engines.strategy.sizing import FractionOfEquitySizer
-from server.auth import Authenticator, AuthInterceptor
+from server.auth import ROLES, Authenticator, AuthInterceptor, Principal, load_tokens_file
 from server.decoding import DecodeErrorInterceptor
 from server.event_stream import EventHub
 from server.servicer import TradingServicer
@@ -186,14 +186,18 @@ def create_server(
     settings: Settings,
     address: str,
     *,
-    token: str,
+    token: str | None,
     store: EventStore | None = None,
     calendar: Any = None,
 ) -> Service:
-    """Build everything and bind `address` (port 0 picks a free one); not started yet."""
+    """Build everything and bind `address` (port 0 picks a free one); not started yet.
+    `token` is the operator's (TRADING_API_KEY); TRADING_TOKENS_FILE may add others."""
+    tokens = load_tokens_file(settings.trading_tokens_file) if settings.trading_tokens_file else {}
+    if token:
+        tokens[token] = Principal("operator", ROLES)
     store = store or open_store(settings.database_url)
     core = build_core(settings, store, calendar if calendar is not None else load_calendar())
-    auth = Authenticator({token: "operator"})
+    auth = Authenticator(tokens)
     hub = EventHub(store)
     reader = MarketBatchReader(
         require_timestamp=settings.trading_clock == "event",
@@ -233,10 +237,13 @@ def _report_health(core: Core, health_servicer: health.HealthServicer) -> None:
     update()
 
 
-def resolve_token(settings: Settings) -> str:
-    """TRADING_API_KEY, or a fresh token printed once so the operator can use it."""
+def resolve_token(settings: Settings) -> str | None:
+    """TRADING_API_KEY; else none if a tokens file names the principals; else a fresh
+    token printed once so the operator can use it."""
     if settings.trading_api_key is not None and settings.trading_api_key.get_secret_value():
         return settings.trading_api_key.get_secret_value()
+    if settings.trading_tokens_file is not None:
+        return None
     token = secrets.token_urlsafe(32)
     print(
         f"TRADING_API_KEY is not set; this run's token is:\n  {token}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -15,6 +16,9 @@ class Settings(BaseSettings):
     trading_listen: str = Field("127.0.0.1:50051", description="HOST:PORT to serve on")
     trading_api_key: SecretStr | None = Field(
         None, description="Bearer token clients must send; generated and printed once if unset"
+    )
+    trading_tokens_file: Path | None = Field(
+        None, description="JSON file of principals: {name: {token, roles}}; see server/auth.py"
     )
     database_url: str = Field(
         "sqlite:///var/trading-audit.db", description="audit store (SQLAlchemy URL)"

@@ -16,7 +16,7 @@ from trading.v1 import events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 from audit.memory_store import InMemoryEventStore
-from server.auth import Authenticator
+from server.auth import ROLES, Authenticator, Principal
 from server.bootstrap import build_core
 from server.event_stream import EventHub
 from server.servicer import TradingServicer
@@ -79,7 +79,7 @@ def harness(calendar: Any) -> Harness:
         core,
         store,
         EventHub(store),
-        Authenticator({TOKEN: "operator"}),
+        Authenticator({TOKEN: Principal("operator", ROLES)}),
         MarketBatchReader(
             require_timestamp=True, max_future_skew_ns=settings.max_future_skew_seconds * NS
         ),
