@@ -27,6 +27,7 @@ from brokers.paper.config import PaperBrokerConfig
 from domain.events import (
     Envelope,
     IdeaUpdated,
+    MarketDataReceived,
     OrderUpdated,
     RiskDecisionMade,
     StrategyStateChanged,
@@ -97,6 +98,7 @@ def build_core(
         bus, prices, portfolio, risk, strategies, build_analyst(settings), advisor_config(settings)
     )
     core = Core(bus, prices, portfolio, strategies, risk, execution, advisor)
+    _resume_clock(bus, store)
     _restore(core, store, paper)
     portfolio.seed(execution.account(), execution.positions())
     bus.process(execution.reconcile)
@@ -122,6 +124,21 @@ def advisor_config(settings: Settings) -> AdvisorConfig:
         idea_ttl=timedelta(seconds=settings.advisor_idea_ttl_seconds),
         price_band_pct=settings.advisor_price_band_pct,
     )
+
+
+def _resume_clock(bus: Sequencer, store: EventStore) -> None:
+    """Time never runs backwards across a restart: the event clock starts where the
+    log ends (the wall clock ignores this), not at the epoch. The end of the log is
+    its last record or the last tick journaled, whichever is later; ticks are
+    looked for among the last thousand records only, to keep start-up quick."""
+    last = store.last_seq()
+    for record in store.query(AuditQuery(from_seq=max(1, last - 1000))):
+        at = record.recorded_at
+        bus.clock.observe(int(at.timestamp()) * NS + at.microsecond * 1000)
+        if record.event_type == "MarketDataReceived":
+            event = record_to_envelope(record).event
+            assert isinstance(event, MarketDataReceived)
+            bus.clock.observe(max(event.batch.timestamps_ns))
 
 
 def _restore(core: Core, store: EventStore, paper: PaperBroker | None) -> None:

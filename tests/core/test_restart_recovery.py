@@ -56,3 +56,18 @@ def test_an_order_the_broker_no_longer_knows_is_reconciled_as_expired(calendar: 
     assert "reconciled" in reconciled.history[-1].reason
     assert not restarted.execution.orders(open_only=True)
     assert not restarted.portfolio.in_flight("SPY", open_order.side)
+
+
+def test_the_event_clock_resumes_where_the_log_ends(
+    start_service: StartService, database_url: str
+) -> None:
+    first = start_service(database_url=database_url)
+    first.client.stream_market_data([ticks("SPY", v_reversal())])
+    last_tick = first.client.get_status().now
+    first.stop()
+
+    second = start_service(database_url=database_url)
+
+    assert second.client.get_status().now.ToDatetime() >= last_tick.ToDatetime()
+    halted = second.client.deactivate_risk("after the restart").trading
+    assert halted.changed_at.ToDatetime() >= last_tick.ToDatetime()
