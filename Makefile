@@ -46,6 +46,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy domain engines brokers audit server client tests
 	$(BIN)/mypy $(PROTO_DIR)/trading/v1/*.pyi
 	cd $(PROTO_DIR) && ../$(BIN)/buf lint

@@ -49,16 +49,23 @@ def utc_iso(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
-def _header_line(seq: int, recorded_at: str, event_type: str, caused_by: int,
-                 symbol: str | None, order_id: str | None, idea_id: str | None,
-                 prev_hash: str) -> str:
+def _header_line(
+    seq: int,
+    recorded_at: str,
+    event_type: str,
+    caused_by: int,
+    symbol: str | None,
+    order_id: str | None,
+    idea_id: str | None,
+    prev_hash: str,
+) -> str:
     """The hashed text up to the payload: the JSON header and the newline.
     `recorded_at` is utc_iso of the row's time."""
     # The bytes json.dumps(header, ensure_ascii=False, separators=(",", ":"))
     # gives, put together by hand: this runs for every appended row, and the
     # generic encoder costs more than the SHA-256 itself.
     return (
-        f"[{seq:d},\"{recorded_at}\",{_json_string(event_type)},{caused_by:d},"
+        f'[{seq:d},"{recorded_at}",{_json_string(event_type)},{caused_by:d},'
         f"{'null' if symbol is None else _json_string(symbol)},"
         f"{'null' if order_id is None else _json_string(order_id)},"
         f"{'null' if idea_id is None else _json_string(idea_id)},"
@@ -83,8 +90,9 @@ def record_hash(
     caused_by and the index keys are covered too: otherwise a row could be
     re-attributed to another cause, order or idea without breaking the chain.
     """
-    header = _header_line(seq, utc_iso(recorded_at), event_type, caused_by, symbol, order_id,
-                          idea_id, prev_hash)
+    header = _header_line(
+        seq, utc_iso(recorded_at), event_type, caused_by, symbol, order_id, idea_id, prev_hash
+    )
     # One f-string, encoded whole: a row read back from a tampered database may
     # hold a payload that is no string at all, and it must hash (to a mismatch).
     return hashlib.sha256(f"{header}{payload}".encode()).hexdigest()
@@ -93,8 +101,14 @@ def record_hash(
 def hash_of(record: AuditRecord) -> str:
     """The hash `record` should carry given its content and prev_hash."""
     return record_hash(
-        record.seq, record.recorded_at, record.event_type, record.payload, record.prev_hash,
-        caused_by=record.caused_by, symbol=record.symbol, order_id=record.order_id,
+        record.seq,
+        record.recorded_at,
+        record.event_type,
+        record.payload,
+        record.prev_hash,
+        caused_by=record.caused_by,
+        symbol=record.symbol,
+        order_id=record.order_id,
         idea_id=record.idea_id,
     )
 
@@ -142,8 +156,12 @@ def _check_key(name: str, value: object) -> None:
     Short ASCII text, the usual key, passes without being encoded: an ASCII
     string's UTF-8 is as long as the string and holds no surrogate.
     """
-    if (type(value) is not str or not value.isascii() or len(value) > MAX_KEY_CHARS
-            or "\x00" in value):
+    if (
+        type(value) is not str
+        or not value.isascii()
+        or len(value) > MAX_KEY_CHARS
+        or "\x00" in value
+    ):
         _utf8(name, value, limit=MAX_KEY_CHARS)
 
 
@@ -157,8 +175,9 @@ def seal(record: NewRecord, seq: int, prev_hash: str) -> AuditRecord:
     return _seal(record, seq, prev_hash, utc_iso)[0]
 
 
-def _seal(record: NewRecord, seq: int, prev_hash: str,
-          format_time: Callable[[datetime], str]) -> tuple[AuditRecord, str]:
+def _seal(
+    record: NewRecord, seq: int, prev_hash: str, format_time: Callable[[datetime], str]
+) -> tuple[AuditRecord, str]:
     """seal(), and the row's recorded_at as format_time (utc_iso or a memo of it) gives it."""
     payload = record.payload
     encoded = _utf8("payload", payload, limit=MAX_PAYLOAD_BYTES)
@@ -174,8 +193,10 @@ def _seal(record: NewRecord, seq: int, prev_hash: str,
     if idea_id is not None:
         _check_key("idea_id", idea_id)
     caused_by = record.caused_by
-    if isinstance(caused_by, bool) or not isinstance(caused_by, int) or not (
-        0 <= caused_by <= _MAX_BIGINT
+    if (
+        isinstance(caused_by, bool)
+        or not isinstance(caused_by, int)
+        or not (0 <= caused_by <= _MAX_BIGINT)
     ):
         raise InvalidInput(f"audit caused_by must be an integer in [0, 2**63), got {caused_by!r}")
     at = record.recorded_at
@@ -188,8 +209,9 @@ def _seal(record: NewRecord, seq: int, prev_hash: str,
     header = _header_line(seq, iso, event_type, caused_by, symbol, order_id, idea_id, prev_hash)
     digest = hashlib.sha256(header.encode() + encoded).hexdigest()
     # Positional, in field order: keywords cost twice as much.
-    return AuditRecord(seq, at, event_type, caused_by, payload, symbol, order_id, idea_id,
-                       prev_hash, digest), iso
+    return AuditRecord(
+        seq, at, event_type, caused_by, payload, symbol, order_id, idea_id, prev_hash, digest
+    ), iso
 
 
 _MICROSECOND = timedelta(microseconds=1)
@@ -230,7 +252,7 @@ class Sealer:
             iso = f"{self._second_text}{str(1_000_000 + at.microsecond)[1:]}+00:00"
         else:
             iso = at.isoformat(timespec="microseconds")
-            self._second_text = iso[:len("YYYY-MM-DDTHH:MM:SS.")]
+            self._second_text = iso[: len("YYYY-MM-DDTHH:MM:SS.")]
             self._second_start = at - _MICROSECOND * at.microsecond
             try:
                 self._second_end = self._second_start + _ONE_SECOND
@@ -253,24 +275,40 @@ def walk(records: Iterable[AuditRecord], *, anchor: tuple[int, str] | None = Non
     checked = 0
     for row in records:
         if row.seq != expected_seq:
-            return VerifyResult(False, checked, expected_seq - 1, expected_seq,
-                                f"gap: expected seq {expected_seq}, found {row.seq}")
+            return VerifyResult(
+                False,
+                checked,
+                expected_seq - 1,
+                expected_seq,
+                f"gap: expected seq {expected_seq}, found {row.seq}",
+            )
         if row.prev_hash != prev_hash:
             what = "the genesis hash" if row.seq == 1 else f"hash of seq {row.seq - 1}"
-            return VerifyResult(False, checked, row.seq - 1, row.seq,
-                                f"prev_hash does not match {what}")
+            return VerifyResult(
+                False, checked, row.seq - 1, row.seq, f"prev_hash does not match {what}"
+            )
         if hash_of(row) != row.hash:
-            return VerifyResult(False, checked, row.seq - 1, row.seq,
-                                "hash mismatch: row content changed")
+            return VerifyResult(
+                False, checked, row.seq - 1, row.seq, "hash mismatch: row content changed"
+            )
         if anchor is not None and row.seq == anchor[0] and row.hash != anchor[1]:
-            return VerifyResult(False, checked, row.seq - 1, row.seq,
-                                "hash differs from the one this store committed: log rewritten")
+            return VerifyResult(
+                False,
+                checked,
+                row.seq - 1,
+                row.seq,
+                "hash differs from the one this store committed: log rewritten",
+            )
         checked += 1
         prev_hash = row.hash
         expected_seq += 1
     last = expected_seq - 1
     if anchor is not None and last < anchor[0]:
-        return VerifyResult(False, checked, last, last + 1,
-                            f"log ends at seq {last} but this store committed up to seq "
-                            f"{anchor[0]}: rows removed")
+        return VerifyResult(
+            False,
+            checked,
+            last,
+            last + 1,
+            f"log ends at seq {last} but this store committed up to seq {anchor[0]}: rows removed",
+        )
     return VerifyResult(True, checked, last)

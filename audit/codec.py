@@ -26,9 +26,7 @@ from domain import events as ev
 from domain.events import DomainEvent, Envelope
 from domain.market import MarketBatch
 
-EVENT_TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in typing.get_args(DomainEvent)
-}
+EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in typing.get_args(DomainEvent)}
 
 
 def _batch_payload(batch: MarketBatch) -> dict[str, Any]:
@@ -99,8 +97,9 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _keys(event: DomainEvent) -> tuple[str | None, str | None, str | None]:

@@ -67,8 +67,9 @@ audit_events = Table(
     "audit_events",
     metadata,
     # INTEGER on SQLite so seq is the rowid itself rather than a second index.
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=False),
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     Column("recorded_at", UtcDateTime(), nullable=False),
     Column("event_type", Text, nullable=False),
     Column("caused_by", BigInteger, nullable=False),

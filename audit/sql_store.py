@@ -200,10 +200,12 @@ def _insert_rows(connection: Connection, rows: list[_Params]) -> None:
         1, driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(AuditRecord._fields)
     )
     for start in range(0, len(rows), per_statement):
-        chunk = rows[start:start + per_statement]
+        chunk = rows[start : start + per_statement]
         # One flat tuple: a list would be taken as one parameter set per item.
-        connection.exec_driver_sql(_INSERT_SQL + ", ".join([_SQLITE_ROW] * len(chunk)),
-                                   tuple(itertools.chain.from_iterable(chunk)))
+        connection.exec_driver_sql(
+            _INSERT_SQL + ", ".join([_SQLITE_ROW] * len(chunk)),
+            tuple(itertools.chain.from_iterable(chunk)),
+        )
 
 
 class SqlAlchemyEventStore:
@@ -350,14 +352,18 @@ class SqlAlchemyEventStore:
             if self._committed[0] >= target:
                 return
             if threading.current_thread() is self._writer:
-                raise RuntimeError("flush() called from a commit or health listener: "
-                                   "it would wait for its own thread")
+                raise RuntimeError(
+                    "flush() called from a commit or health listener: "
+                    "it would wait for its own thread"
+                )
             self._flush_target = max(self._flush_target, target)
             started = self._attempts
             self._work.notify()
             self._done.wait_for(
-                lambda: self._committed[0] >= target
-                or (self._last_failed_attempt > started and self._consecutive_failures >= 2),
+                lambda: (
+                    self._committed[0] >= target
+                    or (self._last_failed_attempt > started and self._consecutive_failures >= 2)
+                ),
                 self._flush_timeout_s,
             )
             if self._committed[0] >= target:
@@ -397,8 +403,10 @@ class SqlAlchemyEventStore:
                 return None  # only when closing: the queue never empties otherwise
             self._attempts += 1
             # Peek, do not pop: the rows leave the queue only once committed.
-            return (list(itertools.islice(self._pending, self._batch_size)),
-                    list(itertools.islice(self._pending_params, self._batch_size)))
+            return (
+                list(itertools.islice(self._pending, self._batch_size)),
+                list(itertools.islice(self._pending_params, self._batch_size)),
+            )
 
     def _run(self) -> None:
         connection: Connection | None = None
@@ -415,8 +423,10 @@ class SqlAlchemyEventStore:
                         with contextlib.suppress(Exception):
                             connection.invalidate()
                         connection = None
-                    backoff_s = 0.0 if backoff_s is None else min(
-                        max(backoff_s * 2, _RETRY_FIRST_S), _RETRY_MAX_S
+                    backoff_s = (
+                        0.0
+                        if backoff_s is None
+                        else min(max(backoff_s * 2, _RETRY_FIRST_S), _RETRY_MAX_S)
                     )
                     self._failed(exc, backoff_s)
                     continue
@@ -441,11 +451,17 @@ class SqlAlchemyEventStore:
         with self._lock:
             self._done.notify_all()
 
-    def _insert(self, connection: Connection, batch: list[AuditRecord], params: list[_Params],
-                *, reconcile: bool) -> None:
+    def _insert(
+        self,
+        connection: Connection,
+        batch: list[AuditRecord],
+        params: list[_Params],
+        *,
+        reconcile: bool,
+    ) -> None:
         with connection.begin():
             if reconcile:
-                params = params[self._already_committed(connection, batch):]
+                params = params[self._already_committed(connection, batch) :]
             if params:
                 self._write_rows(connection, params)
 
@@ -475,8 +491,12 @@ class SqlAlchemyEventStore:
     def _failed(self, exc: Exception, backoff_s: float) -> None:
         reason = _describe(exc)
         # A driver error is the database's doing and expected; anything else is a bug.
-        log.warning("audit commit failed, retrying in %.2f s: %s", backoff_s, reason,
-                    exc_info=not isinstance(exc, sa_exc.DBAPIError | _LogDiverged))
+        log.warning(
+            "audit commit failed, retrying in %.2f s: %s",
+            backoff_s,
+            reason,
+            exc_info=not isinstance(exc, sa_exc.DBAPIError | _LogDiverged),
+        )
         with self._lock:
             self._consecutive_failures += 1
             self._failure = reason
@@ -543,8 +563,11 @@ class SqlAlchemyEventStore:
             stmt = stmt.where(t.recorded_at < to_utc("query until", query.until))
         if query.event_types:
             stmt = stmt.where(t.event_type.in_(sorted(query.event_types)))
-        for column, value in ((t.symbol, query.symbol), (t.order_id, query.order_id),
-                              (t.idea_id, query.idea_id)):
+        for column, value in (
+            (t.symbol, query.symbol),
+            (t.order_id, query.order_id),
+            (t.idea_id, query.idea_id),
+        ):
             if value is not None:
                 stmt = stmt.where(column == value)
         return self._stream(stmt)
@@ -586,8 +609,13 @@ class SqlAlchemyEventStore:
                 # SQLite keeps whatever a tamperer writes, e.g. a recorded_at that is
                 # no timestamp; such a row is a finding, not a crash. walk() had
                 # accepted every row before it.
-                return VerifyResult(False, last_read, last_read, last_read + 1,
-                                    f"row after seq {last_read} cannot be read: {exc}")
+                return VerifyResult(
+                    False,
+                    last_read,
+                    last_read,
+                    last_read + 1,
+                    f"row after seq {last_read} cannot be read: {exc}",
+                )
 
     def _check_open(self) -> None:
         if self._closing:

@@ -27,12 +27,12 @@ from typing import Final, TextIO, TypeVar
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from trading.v1 import advisor_pb2, events_pb2
-from trading.v1 import trading_service_pb2 as pb
 
 from client import render
 from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
 from client.sdk import AuditFilters, TradingClient
+from trading.v1 import advisor_pb2, events_pb2
+from trading.v1 import trading_service_pb2 as pb
 
 DEFAULT_TARGET: Final = "127.0.0.1:50051"
 

@@ -44,11 +44,11 @@ from typing import Final, Self
 
 import grpc
 from grpc_health.v1 import health_pb2
-from trading.v1 import advisor_pb2, events_pb2, orders_pb2
 
 from client import render
 from client.marketdata import batches, load_bars, to_market_events
 from client.sdk import ServerStream, TradingClient
+from trading.v1 import advisor_pb2, events_pb2, orders_pb2
 
 SYMBOLS: Final = ("AAPL", "IBM", "MSFT", "GOOG")
 BATCH_SIZE: Final = 500

@@ -22,9 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
-from trading.v1 import market_pb2
-
 from client.sdk import market_event
+from trading.v1 import market_pb2
 
 DEFAULT_BARS: Final = Path(__file__).resolve().parent / "data" / "daily_bars.csv.gz"
 CSV_HEADER: Final = ("symbol", "timestamp", "open", "high", "low", "close", "volume")

@@ -12,6 +12,7 @@ from typing import Final
 
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
+
 from trading.v1 import advisor_pb2, audit_pb2, events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 

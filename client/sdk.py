@@ -39,6 +39,7 @@ import grpc.aio
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
 from trading.v1 import advisor_pb2, audit_pb2, events_pb2, market_pb2, trading_service_pb2_grpc
 from trading.v1 import trading_service_pb2 as pb
 

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import grpc
-from trading.v1 import advisor_pb2
-from trading.v1 import trading_service_pb2 as pb
 
 from domain.errors import InvalidInput
 from domain.ideas import AnalysisKind
@@ -23,6 +21,8 @@ from server import translate as tr
 from server import validation
 from server.auth import Authenticator
 from server.errors import maps_domain_errors
+from trading.v1 import advisor_pb2
+from trading.v1 import trading_service_pb2 as pb
 
 MAX_SYMBOLS = 20
 MAX_QUESTION = 2000

@@ -16,7 +16,6 @@ import exchange_calendars
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
 
 from audit.codec import record_to_envelope
 from audit.records import AuditQuery, EventStore
@@ -56,6 +55,7 @@ from server.servicer import TradingServicer
 from server.settings import Settings
 from server.store_outage import StoreOutageGuard
 from server.validation import NS, MarketBatchReader
+from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 

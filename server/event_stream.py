@@ -14,12 +14,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from trading.v1 import events_pb2
-
 from audit.codec import record_to_envelope
 from audit.records import AuditQuery, AuditRecord, EventStore
 from domain.errors import Unavailable
 from server.translate import envelope_to_event
+from trading.v1 import events_pb2
 
 MARKET_DATA = "MarketDataReceived"
 _CLOSED = object()

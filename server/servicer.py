@@ -6,9 +6,6 @@ import time
 from collections.abc import Iterable, Iterator
 
 import grpc
-from trading.v1 import risk_pb2
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
 
 from audit.records import AuditQuery, EventStore
 from domain import events as ev
@@ -22,6 +19,9 @@ from server.advisor_rpcs import AdvisorRpcs
 from server.auth import Authenticator
 from server.errors import maps_domain_errors
 from server.event_stream import EventHub
+from trading.v1 import risk_pb2
+from trading.v1 import trading_service_pb2 as pb
+from trading.v1 import trading_service_pb2_grpc as pb_grpc
 
 VERSION = "0.1.0"
 

@@ -5,14 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from trading.v1 import (
-    advisor_pb2,
-    audit_pb2,
-    events_pb2,
-    orders_pb2,
-    risk_pb2,
-    trading_service_pb2,
-)
 
 from audit.records import AuditRecord
 from domain import events as ev
@@ -24,6 +16,14 @@ from domain.signals import TradeSignal
 from engines.advisor.analyst import Analyst
 from engines.advisor.engine import AdvisorStats
 from engines.strategy.engine import StrategyInfo
+from trading.v1 import (
+    advisor_pb2,
+    audit_pb2,
+    events_pb2,
+    orders_pb2,
+    risk_pb2,
+    trading_service_pb2,
+)
 
 SIDE_TO_PROTO = {Side.BUY: orders_pb2.SIDE_BUY, Side.SELL: orders_pb2.SIDE_SELL}
 SIDE_FROM_PROTO = {v: k for k, v in SIDE_TO_PROTO.items()}

@@ -7,10 +7,9 @@ import math
 import re
 from collections.abc import Sequence
 
-from trading.v1 import market_pb2
-
 from domain.errors import InvalidInput
 from domain.market import MarketBatch
+from trading.v1 import market_pb2
 
 SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,9}")
 _INF = math.inf

@@ -24,8 +24,9 @@ USER = "postgres"
 
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(host=HOST, port=PORT, user=USER, dbname="postgres",
-                           connect_timeout=2, autocommit=True)
+    return psycopg.connect(
+        host=HOST, port=PORT, user=USER, dbname="postgres", connect_timeout=2, autocommit=True
+    )
 
 
 @functools.cache
@@ -82,8 +83,12 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[o
     """A plain psycopg connection to the database `url` names, bypassing SQLAlchemy."""
     parsed = make_url(url)
     return psycopg.connect(
-        host=parsed.host or HOST, port=parsed.port or PORT, user=parsed.username or USER,
-        dbname=parsed.database, connect_timeout=2, autocommit=autocommit,
+        host=parsed.host or HOST,
+        port=parsed.port or PORT,
+        user=parsed.username or USER,
+        dbname=parsed.database,
+        connect_timeout=2,
+        autocommit=autocommit,
     )
 
 

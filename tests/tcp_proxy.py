@@ -49,8 +49,9 @@ class TcpProxy:
         return listener
 
     def _accept_in_background(self, listener: socket.socket) -> None:
-        threading.Thread(target=self._accept_loop, args=(listener,), daemon=True,
-                         name=f"tcp-proxy-{self.port}").start()
+        threading.Thread(
+            target=self._accept_loop, args=(listener,), daemon=True, name=f"tcp-proxy-{self.port}"
+        ).start()
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while True:
@@ -71,8 +72,9 @@ class TcpProxy:
                     continue
                 self._connections |= {client, upstream}
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink, source is client),
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._pump, args=(source, sink, source is client), daemon=True
+                ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, to_target: bool) -> None:
         try:
@@ -128,7 +130,9 @@ class TcpProxy:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
         self.close()

@@ -175,7 +175,8 @@ class MarketHoursRule(_Stateless):
         # A session's label is its date; NYSE sessions never cross midnight UTC.
         self._sessions: dict[date, tuple[datetime, ...]] = {
             label.date(): tuple(
-                t.to_pydatetime() for t in (row.open, row.break_start, row.break_end, row.close)
+                t.to_pydatetime()
+                for t in (row.open, row.break_start, row.break_end, row.close)
                 if not pd.isna(t)
             )
             for label, row in zip(schedule.index, schedule.itertuples(), strict=True)

@@ -157,9 +157,7 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
         # taking it as 0 understates the swing, so an early crossing is judged
         # conservatively.
         spread_then = (
-            _spread(window, len(window) - short_n, short_n, long_n)
-            if count >= len(window)
-            else 0.0
+            _spread(window, len(window) - short_n, short_n, long_n) if count >= len(window) else 0.0
         )
         recent = window[len(window) - min(known, long_n + 1) :]
         returns = [b / a - 1.0 for a, b in itertools.pairwise(recent)]

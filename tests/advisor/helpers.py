@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from trading.v1 import market_pb2
 
 from client.sdk import market_event
 from tests.conftest import RunningService
+from trading.v1 import market_pb2
 
 # Tuesday 2024-03-05, 10:00 in New York: inside a regular NYSE session.
 SESSION = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from trading.v1 import advisor_pb2, orders_pb2
-from trading.v1 import trading_service_pb2 as pb
 
 from tests.advisor.helpers import RISING, SYMBOL, rpc_error, ticks
 from tests.conftest import RunningService, StartService
+from trading.v1 import advisor_pb2, orders_pb2
+from trading.v1 import trading_service_pb2 as pb
 
 APPROVE = advisor_pb2.IDEA_DECISION_APPROVE
 

@@ -9,7 +9,6 @@ from functools import partial
 
 import grpc
 import pytest
-from trading.v1 import advisor_pb2, events_pb2, orders_pb2
 
 from tests.advisor.helpers import LAST_TICK, SYMBOL, price_at, rpc_error
 from tests.conftest import RunningService, StartService
@@ -24,6 +23,7 @@ from tests.fakes.openai_server import (
     server_error,
     slow,
 )
+from trading.v1 import advisor_pb2, events_pb2, orders_pb2
 
 APPROVE = advisor_pb2.IDEA_DECISION_APPROVE
 REJECT = advisor_pb2.IDEA_DECISION_REJECT

@@ -19,20 +19,40 @@ OpenStore = Callable[..., SqlAlchemyEventStore]
 """The open_store fixture: (url, **SqlAlchemyEventStore options) -> an open store."""
 
 
-def record(i: int, *, event_type: str = "SignalGenerated", symbol: str | None = "AAPL",
-           order_id: str | None = None, idea_id: str | None = None,
-           at: datetime | None = None) -> NewRecord:
+def record(
+    i: int,
+    *,
+    event_type: str = "SignalGenerated",
+    symbol: str | None = "AAPL",
+    order_id: str | None = None,
+    idea_id: str | None = None,
+    at: datetime | None = None,
+) -> NewRecord:
     """The i-th event of a test run: one second after the previous, a ~300-byte payload."""
-    payload = canonical_json({
-        "i": i, "symbol": symbol, "side": "BUY", "qty": "100", "limit_price": "187.25",
-        "strategy": "sma_cross", "reason": "fast SMA crossed above slow SMA on 1m bars",
-        "verdicts": [{"rule": "max_position", "ok": True, "reason": "within 10000 limit"},
-                     {"rule": "market_hours", "ok": True, "reason": "XNYS open"}],
-        "note": "grüße ✓",  # non-ASCII must survive storage and hashing unchanged
-    })
+    payload = canonical_json(
+        {
+            "i": i,
+            "symbol": symbol,
+            "side": "BUY",
+            "qty": "100",
+            "limit_price": "187.25",
+            "strategy": "sma_cross",
+            "reason": "fast SMA crossed above slow SMA on 1m bars",
+            "verdicts": [
+                {"rule": "max_position", "ok": True, "reason": "within 10000 limit"},
+                {"rule": "market_hours", "ok": True, "reason": "XNYS open"},
+            ],
+            "note": "grüße ✓",  # non-ASCII must survive storage and hashing unchanged
+        }
+    )
     return NewRecord(
-        recorded_at=at or T0 + timedelta(seconds=i), event_type=event_type, caused_by=i,
-        payload=payload, symbol=symbol, order_id=order_id, idea_id=idea_id,
+        recorded_at=at or T0 + timedelta(seconds=i),
+        event_type=event_type,
+        caused_by=i,
+        payload=payload,
+        symbol=symbol,
+        order_id=order_id,
+        idea_id=idea_id,
     )
 
 

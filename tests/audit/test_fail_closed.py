@@ -106,8 +106,9 @@ def test_commit_whose_reply_is_lost_is_neither_repeated_nor_skipped(
 
 
 @pytest.mark.postgres
-def test_backlog_is_bounded_during_an_outage(pg_url: str, open_store: OpenStore,
-                                             proxy: TcpProxy) -> None:
+def test_backlog_is_bounded_during_an_outage(
+    pg_url: str, open_store: OpenStore, proxy: TcpProxy
+) -> None:
     store = open_store(pg.with_port(pg_url, proxy.port), max_pending=5)
     proxy.cut()
     for i in range(1, 6):

@@ -117,8 +117,9 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path, open_store: OpenStore) -> None:
         connection.close()
 
 
-def test_sqlite_batch_spans_statements_and_keeps_time_as_hashed(tmp_path: Path,
-                                                                 open_store: OpenStore) -> None:
+def test_sqlite_batch_spans_statements_and_keeps_time_as_hashed(
+    tmp_path: Path, open_store: OpenStore
+) -> None:
     # 25 parameters per statement: two rows per INSERT, so a batch of 7 takes four.
     inserts: list[str] = []
 
@@ -135,8 +136,9 @@ def test_sqlite_batch_spans_statements_and_keeps_time_as_hashed(tmp_path: Path,
         path = tmp_path / "audit.db"
         store = open_store(f"sqlite:///{path}", flush_interval_s=60)
         at = T0 + timedelta(microseconds=999_998)
-        appended = [store.append(record(i, at=at + timedelta(microseconds=i // 2)))
-                    for i in range(1, 8)]  # repeated times, and the next second
+        appended = [
+            store.append(record(i, at=at + timedelta(microseconds=i // 2))) for i in range(1, 8)
+        ]  # repeated times, and the next second
         store.flush()
     finally:
         event.remove(Engine, "connect", small_limit)
@@ -161,16 +163,28 @@ def test_database_refuses_update_delete_truncate(store_url: str, open_store: Ope
     assert list(store.query(AuditQuery())) == appended
 
 
-@pytest.mark.parametrize(("statement", "bad_seq", "reason"), [
-    ("UPDATE audit_events SET payload = '{\"qty\":\"1000\"}' WHERE seq = 6",
-     6, "hash mismatch: row content changed"),
-    ("UPDATE audit_events SET symbol = 'MSFT' WHERE seq = 6",
-     6, "hash mismatch: row content changed"),
-    ("UPDATE audit_events SET caused_by = 0 WHERE seq = 6",
-     6, "hash mismatch: row content changed"),
-    ("DELETE FROM audit_events WHERE seq = 6", 6, "gap: expected seq 6, found 7"),
-    ("DELETE FROM audit_events WHERE seq >= 9", 9, "log ends at seq 8"),
-])
+@pytest.mark.parametrize(
+    ("statement", "bad_seq", "reason"),
+    [
+        (
+            'UPDATE audit_events SET payload = \'{"qty":"1000"}\' WHERE seq = 6',
+            6,
+            "hash mismatch: row content changed",
+        ),
+        (
+            "UPDATE audit_events SET symbol = 'MSFT' WHERE seq = 6",
+            6,
+            "hash mismatch: row content changed",
+        ),
+        (
+            "UPDATE audit_events SET caused_by = 0 WHERE seq = 6",
+            6,
+            "hash mismatch: row content changed",
+        ),
+        ("DELETE FROM audit_events WHERE seq = 6", 6, "gap: expected seq 6, found 7"),
+        ("DELETE FROM audit_events WHERE seq >= 9", 9, "log ends at seq 8"),
+    ],
+)
 def test_verify_finds_tampering_behind_the_triggers(
     store_url: str, open_store: OpenStore, statement: str, bad_seq: int, reason: str
 ) -> None:
@@ -185,20 +199,23 @@ def test_verify_finds_tampering_behind_the_triggers(
     assert result.reason.startswith(reason)
 
 
-def test_tampering_is_found_by_a_store_opened_later(store_url: str,
-                                                    open_store: OpenStore) -> None:
+def test_tampering_is_found_by_a_store_opened_later(store_url: str, open_store: OpenStore) -> None:
     store = open_store(store_url)
     for i in range(1, 11):
         store.append(record(i))
     store.close()
-    tamper(store_url, "UPDATE audit_events SET recorded_at = "
-           "(SELECT recorded_at FROM audit_events WHERE seq = 1) WHERE seq = 4")
+    tamper(
+        store_url,
+        "UPDATE audit_events SET recorded_at = "
+        "(SELECT recorded_at FROM audit_events WHERE seq = 1) WHERE seq = 4",
+    )
     result = open_store(store_url).verify()
     assert (result.ok, result.first_bad_seq, result.checked) == (False, 4, 3)
 
 
-def test_unreadable_tampered_row_is_a_finding_not_a_crash(tmp_path: Path,
-                                                         open_store: OpenStore) -> None:
+def test_unreadable_tampered_row_is_a_finding_not_a_crash(
+    tmp_path: Path, open_store: OpenStore
+) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     store = open_store(url)
     for i in range(1, 6):
@@ -210,8 +227,7 @@ def test_unreadable_tampered_row_is_a_finding_not_a_crash(tmp_path: Path,
     assert result.reason.startswith("row after seq 2 cannot be read")
 
 
-def test_query_streams_instead_of_loading_everything(store_url: str,
-                                                     open_store: OpenStore) -> None:
+def test_query_streams_instead_of_loading_everything(store_url: str, open_store: OpenStore) -> None:
     store = open_store(store_url, batch_size=5000)
     total = 20_000
     template = record(0)
@@ -236,22 +252,29 @@ def test_query_streams_instead_of_loading_everything(store_url: str,
         # psycopg's client-side cursor would hold the whole result in libpq
         # (invisible to tracemalloc); a server-side cursor leaves it on the server.
         with pg.connect(store_url, autocommit=True) as connection:
-            queries = [q for (q,) in connection.execute(
-                "SELECT query FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+            queries = [
+                q
+                for (q,) in connection.execute(
+                    "SELECT query FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ]
         assert any(str(q).startswith("FETCH FORWARD") for q in queries), queries
     assert sum(1 for _ in rows) == total - 1
 
 
-@pytest.mark.parametrize("url", [
-    "not a url",
-    "",
-    "postgresql+psycopg://postgres:s3cret@127.0.0.1:notaport/x",
-    "mysql://postgres:s3cret@127.0.0.1/x",
-    "postgresql+psycopg2://postgres@127.0.0.1/x",
-    "sqlite://",
-    "sqlite:///:memory:",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "",
+        "postgresql+psycopg://postgres:s3cret@127.0.0.1:notaport/x",
+        "mysql://postgres:s3cret@127.0.0.1/x",
+        "postgresql+psycopg2://postgres@127.0.0.1/x",
+        "sqlite://",
+        "sqlite:///:memory:",
+    ],
+)
 def test_bad_url_is_a_clear_config_error(url: str) -> None:
     with pytest.raises(StoreConfigError) as caught:
         SqlAlchemyEventStore(url)
@@ -278,8 +301,7 @@ def test_sqlite_file_that_cannot_exist_is_unavailable(tmp_path: Path) -> None:
         SqlAlchemyEventStore(f"sqlite:///{tmp_path}")  # a folder, not a database file
 
 
-def test_migrations_run_at_open_and_are_idempotent(store_url: str,
-                                                   open_store: OpenStore) -> None:
+def test_migrations_run_at_open_and_are_idempotent(store_url: str, open_store: OpenStore) -> None:
     store = open_store(store_url)
     store.append(record(1))
     store.close()
@@ -294,14 +316,16 @@ def test_schema_module_matches_the_migrations(store_url: str, open_store: OpenSt
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(
-                connection, opts={"compare_type": True, "version_table": VERSION_TABLE})
+                connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+            )
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
 
 
-def test_a_later_revision_applies_on_top(store_url: str, tmp_path: Path,
-                                         open_store: OpenStore) -> None:
+def test_a_later_revision_applies_on_top(
+    store_url: str, tmp_path: Path, open_store: OpenStore
+) -> None:
     store = open_store(store_url)
     store.append(record(1))
     store.close()

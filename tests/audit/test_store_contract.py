@@ -39,18 +39,42 @@ def test_append_flush_query_round_trip(store: EventStore) -> None:
 def test_awkward_text_and_shared_times_round_trip(store: EventStore) -> None:
     # Text that COPY and multi-row INSERTs must escape, and times that the sealer's
     # memo formats: the same instant twice, the same second, the next second.
-    awkward = ["", "tab\there", "line\nbreak\r", "back\\slash", "\\N", "\\.", 'quo"te',
-               "grüße ✓", "\x7f\x01", "A" * 256]
+    awkward = [
+        "",
+        "tab\there",
+        "line\nbreak\r",
+        "back\\slash",
+        "\\N",
+        "\\.",
+        'quo"te',
+        "grüße ✓",
+        "\x7f\x01",
+        "A" * 256,
+    ]
     at = T0 + timedelta(microseconds=999_999)
-    times = [at, at, at - timedelta(microseconds=1), at + timedelta(microseconds=1),
-             at.astimezone(timezone(timedelta(hours=-5))), T0]
+    times = [
+        at,
+        at,
+        at - timedelta(microseconds=1),
+        at + timedelta(microseconds=1),
+        at.astimezone(timezone(timedelta(hours=-5))),
+        T0,
+    ]
     appended = [
-        store.append(record(i, at=times[i % len(times)], symbol=text, order_id=text[::-1],
-                            idea_id=text.upper()))
+        store.append(
+            record(
+                i, at=times[i % len(times)], symbol=text, order_id=text[::-1], idea_id=text.upper()
+            )
+        )
         for i, text in enumerate(awkward, start=1)
     ]
-    appended.append(store.append(dataclasses.replace(
-        record(len(awkward) + 1), payload='{"a":"\\\\N\\t\\\\."}\n\\.\n\t\\\\')))
+    appended.append(
+        store.append(
+            dataclasses.replace(
+                record(len(awkward) + 1), payload='{"a":"\\\\N\\t\\\\."}\n\\.\n\t\\\\'
+            )
+        )
+    )
     store.flush()
     assert list(store.query(AuditQuery())) == appended
     assert store.verify().ok
@@ -69,19 +93,22 @@ def test_only_flushed_rows_count_as_committed(store: EventStore) -> None:
 
 def test_verify_on_an_empty_log(store: EventStore) -> None:
     result = store.verify()
-    assert (result.ok, result.checked, result.last_seq, result.first_bad_seq) == (
-        True, 0, 0, None)
+    assert (result.ok, result.checked, result.last_seq, result.first_bad_seq) == (True, 0, 0, None)
 
 
-@pytest.mark.parametrize("bad", [
-    {"payload": "x" * (MAX_PAYLOAD_BYTES + 1)},
-    {"payload": '{"note":"\udc80"}'},
-    {"payload": '{"note":"\x00"}'},
-    {"symbol": "\ud83d"},
-    {"recorded_at": T0.replace(tzinfo=None)},
-])
-def test_invalid_record_is_refused_and_consumes_no_seq(store: EventStore,
-                                                       bad: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"payload": "x" * (MAX_PAYLOAD_BYTES + 1)},
+        {"payload": '{"note":"\udc80"}'},
+        {"payload": '{"note":"\x00"}'},
+        {"symbol": "\ud83d"},
+        {"recorded_at": T0.replace(tzinfo=None)},
+    ],
+)
+def test_invalid_record_is_refused_and_consumes_no_seq(
+    store: EventStore, bad: dict[str, object]
+) -> None:
     store.append(record(1))
     with pytest.raises(InvalidInput):
         store.append(dataclasses.replace(record(2), **bad))  # type: ignore[arg-type]
@@ -96,8 +123,10 @@ _NEW_YORK = timezone(timedelta(hours=-5))
 _FILTER_CASES = {  # name: (query, expected seqs); record i is at T0 + i seconds
     "all": (AuditQuery(), [1, 2, 3, 4, 5, 6, 7, 8]),
     "one type": (AuditQuery(event_types=frozenset({"OrderUpdated"})), [3, 5, 6]),
-    "two types": (AuditQuery(event_types=frozenset({"OrderUpdated", "SignalGenerated"})),
-                  [1, 3, 4, 5, 6]),
+    "two types": (
+        AuditQuery(event_types=frozenset({"OrderUpdated", "SignalGenerated"})),
+        [1, 3, 4, 5, 6],
+    ),
     "symbol": (AuditQuery(symbol="MSFT"), [4, 5]),
     "order_id": (AuditQuery(order_id="ord-1"), [3, 6]),
     "idea_id": (AuditQuery(idea_id="idea-7"), [2, 8]),
@@ -105,16 +134,22 @@ _FILTER_CASES = {  # name: (query, expected seqs); record i is at T0 + i seconds
     "from seq": (AuditQuery(from_seq=7), [7, 8]),
     "to seq": (AuditQuery(to_seq=2), [1, 2]),
     "empty seq range": (AuditQuery(from_seq=6, to_seq=5), []),
-    "[since, until)": (AuditQuery(since=T0 + timedelta(seconds=3),
-                                  until=T0 + timedelta(seconds=6)), [3, 4, 5]),
+    "[since, until)": (
+        AuditQuery(since=T0 + timedelta(seconds=3), until=T0 + timedelta(seconds=6)),
+        [3, 4, 5],
+    ),
     "same instants, other zones": (
-        AuditQuery(since=(T0 + timedelta(seconds=3)).astimezone(_NEW_YORK),
-                   until=(T0 + timedelta(seconds=6)).astimezone(timezone(timedelta(hours=2)))),
-        [3, 4, 5]),
-    "since, to the microsecond": (AuditQuery(since=T0 + timedelta(seconds=7, microseconds=1)),
-                                  [8]),
-    "combined": (AuditQuery(symbol="AAPL", event_types=frozenset({"OrderUpdated"}),
-                            from_seq=4), [6]),
+        AuditQuery(
+            since=(T0 + timedelta(seconds=3)).astimezone(_NEW_YORK),
+            until=(T0 + timedelta(seconds=6)).astimezone(timezone(timedelta(hours=2))),
+        ),
+        [3, 4, 5],
+    ),
+    "since, to the microsecond": (AuditQuery(since=T0 + timedelta(seconds=7, microseconds=1)), [8]),
+    "combined": (
+        AuditQuery(symbol="AAPL", event_types=frozenset({"OrderUpdated"}), from_seq=4),
+        [6],
+    ),
     "no match": (AuditQuery(symbol="TSLA"), []),
 }
 
@@ -131,8 +166,9 @@ def test_query_filters_oldest_first(store: EventStore) -> None:
         ("IdeaDecided", "AAPL", None, "idea-7"),
     ]
     for i, (event_type, symbol, order_id, idea_id) in enumerate(layout, start=1):
-        store.append(record(i, event_type=event_type, symbol=symbol, order_id=order_id,
-                            idea_id=idea_id))
+        store.append(
+            record(i, event_type=event_type, symbol=symbol, order_id=order_id, idea_id=idea_id)
+        )
     store.flush()
     got = {name: seqs(store.query(query)) for name, (query, _) in _FILTER_CASES.items()}
     assert got == {name: expected for name, (_, expected) in _FILTER_CASES.items()}

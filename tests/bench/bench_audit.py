@@ -42,16 +42,34 @@ def _events(n: int) -> list[NewRecord]:
     for i in range(n):
         symbol, kind = symbols[i % len(symbols)], kinds[i % len(kinds)]
         order_id = f"ord-{i // 3:08d}" if kind == "OrderUpdated" else None
-        payload = canonical_json({
-            "signal": {"symbol": symbol, "side": "BUY" if i % 2 else "SELL",
-                       "qty": str(100 + i % 7), "limit_price": f"{187 + i % 13}.25",
-                       "strategy": "sma_cross", "source": "strategy:sma_cross"},
-            "verdicts": [{"rule": "max_position", "ok": True, "reason": "within 10000 limit"},
-                         {"rule": "market_hours", "ok": True, "reason": "XNYS open"}],
-            "order_id": order_id, "at": (start + timedelta(microseconds=i)).isoformat(),
-        })
-        events.append(NewRecord(start + timedelta(microseconds=i * 250), kind, i, payload,
-                                symbol=symbol, order_id=order_id))
+        payload = canonical_json(
+            {
+                "signal": {
+                    "symbol": symbol,
+                    "side": "BUY" if i % 2 else "SELL",
+                    "qty": str(100 + i % 7),
+                    "limit_price": f"{187 + i % 13}.25",
+                    "strategy": "sma_cross",
+                    "source": "strategy:sma_cross",
+                },
+                "verdicts": [
+                    {"rule": "max_position", "ok": True, "reason": "within 10000 limit"},
+                    {"rule": "market_hours", "ok": True, "reason": "XNYS open"},
+                ],
+                "order_id": order_id,
+                "at": (start + timedelta(microseconds=i)).isoformat(),
+            }
+        )
+        events.append(
+            NewRecord(
+                start + timedelta(microseconds=i * 250),
+                kind,
+                i,
+                payload,
+                symbol=symbol,
+                order_id=order_id,
+            )
+        )
     return events
 
 
@@ -88,12 +106,15 @@ def _timed(action: Callable[[], None], rows: int) -> float:
 
 
 def _insert_sql(placeholder: str) -> str:
-    return (f"INSERT INTO audit_events ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join([placeholder] * len(COLUMNS))})")
+    return (
+        f"INSERT INTO audit_events ({', '.join(COLUMNS)}) "
+        f"VALUES ({', '.join([placeholder] * len(COLUMNS))})"
+    )
 
 
-def _bench_sqlite(out: Out, events: list[NewRecord], rows: list[AuditRecord],
-                  times: list[str]) -> None:
+def _bench_sqlite(
+    out: Out, events: list[NewRecord], rows: list[AuditRecord], times: list[str]
+) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench_audit_"))
     try:
         store_rate, append_us = _store_rate(f"sqlite:///{folder / 'store.db'}", events)
@@ -114,9 +135,11 @@ def _bench_sqlite(out: Out, events: list[NewRecord], rows: list[AuditRecord],
         connection.close()
     finally:
         shutil.rmtree(folder)
-    out(f"SQLite      store {store_rate:>9,.0f} events/s (append {append_us:.1f} µs/event"
+    out(
+        f"SQLite      store {store_rate:>9,.0f} events/s (append {append_us:.1f} µs/event"
         f" on the caller) | raw executemany {raw_rate:>9,.0f} rows/s"
-        f" | store/raw {store_rate / raw_rate:.2f}")
+        f" | store/raw {store_rate / raw_rate:.2f}"
+    )
 
 
 def _bench_postgres(out: Out, events: list[NewRecord], rows: list[AuditRecord]) -> None:
@@ -140,9 +163,11 @@ def _bench_postgres(out: Out, events: list[NewRecord], rows: list[AuditRecord]) 
         with pg.connect(copy_url) as connection:
 
             def copy() -> None:
-                with connection.transaction(), connection.cursor() as cursor, cursor.copy(
-                    f"COPY audit_events ({', '.join(COLUMNS)}) FROM STDIN"
-                ) as stream:
+                with (
+                    connection.transaction(),
+                    connection.cursor() as cursor,
+                    cursor.copy(f"COPY audit_events ({', '.join(COLUMNS)}) FROM STDIN") as stream,
+                ):
                     for row in rows:
                         stream.write_row(row)
 
@@ -150,10 +175,12 @@ def _bench_postgres(out: Out, events: list[NewRecord], rows: list[AuditRecord]) 
     finally:
         for url in urls:
             pg.drop_database(url)
-    out(f"PostgreSQL  store {store_rate:>9,.0f} events/s (append {append_us:.1f} µs/event"
+    out(
+        f"PostgreSQL  store {store_rate:>9,.0f} events/s (append {append_us:.1f} µs/event"
         f" on the caller) | raw executemany {executemany_rate:>9,.0f} rows/s"
         f" | COPY {copy_rate:>9,.0f} rows/s | store/raw executemany"
-        f" {store_rate / executemany_rate:.2f}")
+        f" {store_rate / executemany_rate:.2f}"
+    )
 
 
 def run(out: Out = print) -> None:
@@ -162,8 +189,10 @@ def run(out: Out = print) -> None:
     rows, times = _sealed_rows(events)
     seal_rate = N / (time.perf_counter() - started)
     payload = sum(len(e.payload) for e in events) / len(events)
-    out(f"audit store: {N:,} events, {payload:.0f}-byte payloads on average;"
-        f" sealing alone (validate + hash, no database) {seal_rate:,.0f} events/s")
+    out(
+        f"audit store: {N:,} events, {payload:.0f}-byte payloads on average;"
+        f" sealing alone (validate + hash, no database) {seal_rate:,.0f} events/s"
+    )
     _bench_sqlite(out, events, rows, times)
     _bench_postgres(out, events, rows)
 

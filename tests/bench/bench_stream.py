@@ -18,6 +18,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import grpc
+
 from trading.v1 import market_pb2
 from trading.v1 import trading_service_pb2 as pb
 from trading.v1 import trading_service_pb2_grpc as pb_grpc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
+
 from trading.v1 import advisor_pb2, orders_pb2, risk_pb2
 
 ANALYSIS_ID = "a506"

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
 
 from client import render
 from client.cli import ANALYSIS_KINDS, IDEA_DECISIONS, IDEA_STATES, main
@@ -21,6 +19,8 @@ from tests.client.advisor_samples import (
     pending_idea,
 )
 from tests.client.fake_service import TOKEN, FakeTradingService
+from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
+from trading.v1 import trading_service_pb2 as pb
 
 
 def tradectl(fake: FakeTradingService, *args: str) -> int:

@@ -6,10 +6,9 @@ import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from trading.v1 import market_pb2
-
 from client.sdk import market_event
 from domain.market import MarketBatch
+from trading.v1 import market_pb2
 
 # Tuesday 5 March 2024, 09:31 New York (EST, UTC-5): inside the regular session,
 # with 390 one-minute ticks of room before the close.

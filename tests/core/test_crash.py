@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from trading.v1 import market_pb2
 
 from client.sdk import TradingClient
 from tests.core.paths import SESSION_START, ticks, v_reversal
+from trading.v1 import market_pb2
 
 pytestmark = pytest.mark.slow
 TOKEN = "crash-token"

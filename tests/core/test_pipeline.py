@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from trading.v1 import events_pb2, orders_pb2, risk_pb2
-
 from tests.conftest import RunningService
 from tests.core.paths import SESSION_START, sideways, ticks, v_reversal
+from trading.v1 import events_pb2, orders_pb2, risk_pb2
 
 
 def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(

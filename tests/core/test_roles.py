@@ -8,13 +8,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from trading.v1 import risk_pb2
-from trading.v1 import trading_service_pb2 as pb
 
 from client import TradingClient
 from server.auth import METHOD_ROLES, load_tokens_file
 from tests.conftest import RunningService, StartService
 from tests.core.paths import ticks, v_reversal
+from trading.v1 import risk_pb2
+from trading.v1 import trading_service_pb2 as pb
 
 PEOPLE = {
     "alice": {"token": "alice-token-0123456789", "roles": ["operator"]},

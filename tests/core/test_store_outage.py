@@ -11,12 +11,12 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from trading.v1 import events_pb2, risk_pb2
 
 from tests import pg
 from tests.conftest import RunningService, StartService
 from tests.core.paths import SESSION_START, ticks, v_reversal
 from tests.tcp_proxy import TcpProxy
+from trading.v1 import events_pb2, risk_pb2
 
 pytestmark = pytest.mark.postgres
 

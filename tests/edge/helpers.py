@@ -15,11 +15,11 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from trading.v1 import market_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
 
 from client.sdk import ServerStream, TradingClient, market_event
 from tests.conftest import TOKEN
+from trading.v1 import market_pb2, risk_pb2
+from trading.v1 import trading_service_pb2 as pb
 
 # Tuesday 2024-03-05, 10:00 in New York: inside a regular NYSE session.
 SESSION = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)

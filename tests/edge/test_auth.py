@@ -21,10 +21,10 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from trading.v1 import risk_pb2, trading_service_pb2, trading_service_pb2_grpc
 
 from tests.conftest import TOKEN, RunningService
 from tests.edge.helpers import TRADING_SERVICE, bearer, failure_of, health_of, snapshot
+from trading.v1 import risk_pb2, trading_service_pb2, trading_service_pb2_grpc
 
 METHODS: list[MethodDescriptor] = list(
     trading_service_pb2.DESCRIPTOR.services_by_name["TradingService"].methods

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health_pb2
-from trading.v1 import risk_pb2
 
 from tests.conftest import RunningService, StartService
 from tests.edge.helpers import (
@@ -20,6 +19,7 @@ from tests.edge.helpers import (
     health_of,
     ticks,
 )
+from trading.v1 import risk_pb2
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -12,8 +12,6 @@ import grpc
 import grpc_testing
 import pytest
 from google.protobuf.message import Message
-from trading.v1 import events_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
 
 from audit.memory_store import InMemoryEventStore
 from server.auth import ROLES, Authenticator, Principal
@@ -24,6 +22,8 @@ from server.settings import Settings
 from server.validation import NS, MarketBatchReader
 from tests.conftest import TOKEN
 from tests.edge.helpers import bearer, crossover_prices, ticks
+from trading.v1 import events_pb2, orders_pb2, risk_pb2
+from trading.v1 import trading_service_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["TradingService"]
 Metadata = tuple[tuple[str, str], ...]

@@ -17,7 +17,6 @@ from functools import partial
 
 import grpc
 import pytest
-from trading.v1 import events_pb2, market_pb2, trading_service_pb2, trading_service_pb2_grpc
 
 from client.sdk import TradingClient, market_event
 from tests.conftest import RunningService
@@ -32,6 +31,7 @@ from tests.edge.helpers import (
     snapshot,
     ticks,
 )
+from trading.v1 import events_pb2, market_pb2, trading_service_pb2, trading_service_pb2_grpc
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

@@ -49,11 +49,18 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         # INTEGER on SQLite makes seq the rowid instead of a second index.
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                  primary_key=True, autoincrement=False),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=False,
+        ),
         # SQLite has no time type: fixed-width UTC ISO text (see audit.schema.UtcDateTime).
-        sa.Column("recorded_at", sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite"),
-                  nullable=False),
+        sa.Column(
+            "recorded_at",
+            sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite"),
+            nullable=False,
+        ),
         sa.Column("event_type", sa.Text(), nullable=False),
         sa.Column("caused_by", sa.BigInteger(), nullable=False),
         sa.Column("symbol", sa.Text(), nullable=True),
