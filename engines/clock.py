@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def ns_to_datetime(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).replace(microsecond=(ns // 1000) % 1_000_000)
+    """The UTC datetime of nanoseconds since the epoch, to the microsecond (no float)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def datetime_to_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch, exactly (no float on the way)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 class Clock(Protocol):

@@ -61,13 +61,9 @@ class AdvisorRpcs:
             state = tr.IDEA_STATE_FROM_PROTO.get(request.state)
             if state is None:
                 raise InvalidInput(f"state {request.state} is not a known IdeaState")
-        offset, size = validation.page(request.page_size, request.page_token)
-        records = self._durably(lambda: self._core.advisor.ideas(state))
-        end = offset + size
-        return pb.ListIdeasResponse(
-            ideas=[_idea(r) for r in records[offset:end]],
-            next_page_token=str(end) if end < len(records) else "",
-        )
+        requested = validation.page(request.page_size, request.page_token)
+        records, next_token = requested.of(self._durably(lambda: self._core.advisor.ideas(state)))
+        return pb.ListIdeasResponse(ideas=[_idea(r) for r in records], next_page_token=next_token)
 
     @maps_domain_errors
     def GetIdea(

@@ -21,7 +21,7 @@ from audit.codec import record_to_envelope
 from audit.records import AuditQuery, EventStore
 from audit.sql_store import SqlAlchemyEventStore
 from brokers.base import Broker
-from brokers.paper.adapter import PaperBroker
+from brokers.paper.adapter import PaperBroker, RecordedFill
 from brokers.paper.config import PaperBrokerConfig
 from domain.events import (
     Envelope,
@@ -39,7 +39,7 @@ from engines.advisor.engine import AdvisorConfig, AdvisorEngine
 from engines.advisor.offline import OfflineAnalyst
 from engines.advisor.openai_analyst import openai_analyst
 from engines.bus import Sequencer
-from engines.clock import clock_from_name, ns_to_datetime
+from engines.clock import clock_from_name, datetime_to_ns, ns_to_datetime
 from engines.core import Core
 from engines.execution.engine import ExecutionEngine
 from engines.market import MarketPrices
@@ -76,16 +76,17 @@ def build_core(
     settings: Settings, store: EventStore, calendar: Any, broker: Broker | None = None
 ) -> Core:
     """The deterministic core on `store`; the paper broker unless one is given."""
+    recorded = _recorded(store)
     bus = Sequencer(store, clock_from_name(settings.trading_clock))
     prices = MarketPrices()
-    paper: PaperBroker | None = None
     if broker is None:
-        broker = paper = PaperBroker(
+        broker = PaperBroker(
             prices.last_price,
             PaperBrokerConfig(
                 starting_cash=settings.paper_starting_cash,
                 slippage_bps=settings.paper_slippage_bps,
             ),
+            fills=_recorded_fills(recorded),
         )
     portfolio = Portfolio(prices)
     execution = ExecutionEngine(bus, broker)
@@ -99,7 +100,7 @@ def build_core(
     )
     core = Core(bus, prices, portfolio, strategies, risk, execution, advisor)
     _resume_clock(bus, store)
-    _restore(core, store, paper)
+    _restore(core, recorded)
     portfolio.seed(execution.account(), execution.positions())
     bus.process(execution.reconcile)
     return core
@@ -133,29 +134,41 @@ def _resume_clock(bus: Sequencer, store: EventStore) -> None:
     looked for among the last thousand records only, to keep start-up quick."""
     last = store.last_seq()
     for record in store.query(AuditQuery(from_seq=max(1, last - 1000))):
-        at = record.recorded_at
-        bus.clock.observe(int(at.timestamp()) * NS + at.microsecond * 1000)
+        bus.clock.observe(datetime_to_ns(record.recorded_at))
         if record.event_type == "MarketDataReceived":
             event = record_to_envelope(record).event
             assert isinstance(event, MarketDataReceived)
             bus.clock.observe(max(event.batch.timestamps_ns))
 
 
-def _restore(core: Core, store: EventStore, paper: PaperBroker | None) -> None:
-    """What the audit log knows survives a restart: the trading state and each
-    strategy's activation (operator decisions), the orders, and the advisor's
-    ideas with the decisions and orders they led to. The paper broker's simulated
-    account is rebuilt from the recorded fills. Nothing is re-journaled."""
+def _recorded(store: EventStore) -> list[Envelope]:
+    """The events a restart takes back, oldest first: operator decisions (trading
+    state, strategy activation), orders, and the advisor's ideas with the risk
+    decisions they led to."""
     kinds = {"TradingStateChanged", "StrategyStateChanged", "OrderUpdated", "IdeaUpdated"}
     ideas_decided = AuditQuery(event_types=frozenset({"RiskDecisionMade"}))
-    orders: dict[str, tuple[Order, int]] = {}
     records = heapq.merge(
         store.query(AuditQuery(event_types=frozenset(kinds))),
         (r for r in store.query(ideas_decided) if r.idea_id is not None),
         key=lambda r: r.seq,
     )
-    for record in records:
-        envelope = record_to_envelope(record)
+    return [record_to_envelope(record) for record in records]
+
+
+def _recorded_fills(recorded: list[Envelope]) -> list[RecordedFill]:
+    return [
+        RecordedFill(o.client_order_id, o.symbol, o.side, change.fill_quantity, change.fill_price)
+        for e in recorded
+        if isinstance(e.event, OrderUpdated)
+        and (change := (o := e.event.order).history[-1]).fill_quantity
+    ]
+
+
+def _restore(core: Core, recorded: list[Envelope]) -> None:
+    """Hand the recorded events to the engines that keep their state (nothing is
+    re-journaled), and the orders to execution."""
+    orders: dict[str, tuple[Order, int]] = {}
+    for envelope in recorded:
         match envelope.event:
             case TradingStateChanged():
                 core.risk.on_trading_state_changed(envelope)
@@ -168,15 +181,6 @@ def _restore(core: Core, store: EventStore, paper: PaperBroker | None) -> None:
             case OrderUpdated(order=order):
                 core.advisor.on_order_updated(envelope)
                 orders[order.order_id] = (order, envelope.seq)
-                change = order.history[-1]
-                if paper is not None and change.fill_quantity:
-                    paper.restore_fill(
-                        order.client_order_id,
-                        order.symbol,
-                        order.side,
-                        change.fill_quantity,
-                        change.fill_price,
-                    )
     core.execution.restore(list(orders.values()))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from server.handlers import behavior_of, with_behavior
+from server.handlers import Handler, behavior_of, with_behavior
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +48,9 @@ def _guard_behavior(behavior: Callable[..., Any], streaming: bool) -> Callable[.
 class DecodeErrorInterceptor(grpc.ServerInterceptor):
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    ) -> Handler | None:
         handler = continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
 
@@ -53,7 +53,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             active = sum(s.active for s in strategies)
             risk, execution = core.risk, core.execution
             open_orders = len(execution.orders(open_only=True))
-            store_ok = self._store.healthy
             components = [
                 pb.ComponentHealth(
                     name="strategy", healthy=True, detail=f"{active} of {len(strategies)} active"
@@ -69,7 +68,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
                 ),
                 pb.ComponentHealth(
                     name="audit",
-                    healthy=bool(store_ok),
+                    healthy=self._store.healthy,
                     detail=f"last seq {self._store.last_seq()}",
                 ),
             ]
@@ -193,15 +192,12 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
 
     def _orders_page(
         self, open_only: bool, symbol: str, page_size: int, page_token: str
-    ) -> tuple[list[Order], str]:
+    ) -> tuple[Sequence[Order], str]:
         if symbol:
             validation.symbol(symbol)
-        offset, size = validation.page(page_size, page_token)
+        requested = validation.page(page_size, page_token)
         with self._core.bus.reading():
-            orders = self._core.execution.orders(open_only=open_only, symbol=symbol)
-        chunk = orders[offset : offset + size]
-        next_token = str(offset + size) if offset + size < len(orders) else ""
-        return chunk, next_token
+            return requested.of(self._core.execution.orders(open_only=open_only, symbol=symbol))
 
     @maps_domain_errors
     def ListActiveOrders(

@@ -26,7 +26,6 @@ from trading.v1 import (
 )
 
 SIDE_TO_PROTO = {Side.BUY: orders_pb2.SIDE_BUY, Side.SELL: orders_pb2.SIDE_SELL}
-SIDE_FROM_PROTO = {v: k for k, v in SIDE_TO_PROTO.items()}
 ORDER_TYPE_TO_PROTO = {
     OrderType.MARKET: orders_pb2.ORDER_TYPE_MARKET,
     OrderType.LIMIT: orders_pb2.ORDER_TYPE_LIMIT,

@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 from domain.errors import InvalidInput
 from domain.market import MarketBatch
 from trading.v1 import market_pb2
 
+T = TypeVar("T")
 SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,9}")
 _INF = math.inf
 NS = 1_000_000_000
@@ -125,18 +128,31 @@ def _event_error(index: int, message: str) -> InvalidInput:
     return InvalidInput(message, reason="BAD_MARKET_EVENT", metadata={"event_index": str(index)})
 
 
-def page(page_size: int, page_token: str) -> tuple[int, int]:
-    """(offset, size) from a page request; the token is the offset we handed out."""
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A validated page request; the token is the offset this service handed out."""
+
+    offset: int
+    size: int
+
+    def of(self, items: Sequence[T]) -> tuple[Sequence[T], str]:
+        """This page of `items` and the token of the next one ("" at the end)."""
+        end = self.offset + self.size
+        return items[self.offset : end], str(end) if end < len(items) else ""
+
+
+def page(page_size: int, page_token: str) -> Page:
+    """Check a page request before any work is done for it."""
     if page_size > MAX_PAGE_SIZE:
         raise InvalidInput(f"page_size must be at most {MAX_PAGE_SIZE}, got {page_size}")
     size = page_size or DEFAULT_PAGE_SIZE
     if not page_token:
-        return 0, size
+        return Page(0, size)
     # Only ASCII digits: str.isdigit() also passes '²', which int() refuses, and
     # int() refuses more than 4300 digits; no offset we hand out is that long.
     if not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 18):
         raise InvalidInput("page_token is not one this service issued; start without it")
-    return int(page_token), size
+    return Page(int(page_token), size)
 
 
 def reason(value: str, what: str = "reason") -> str:

@@ -4,7 +4,7 @@ until cancelled. Cash, positions and equity are tracked in Decimal."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -24,10 +24,29 @@ class _Holding:
     cost: Decimal = ZERO  # average price * quantity
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedFill:
+    """A fill from the audit log, re-booked when the simulated account is rebuilt."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+
+
 class PaperBroker:
+    """`fills`: what the audit log recorded, oldest first. The simulated account lives
+    in this process, so after a restart it is rebuilt from them."""
+
     name = "paper"
 
-    def __init__(self, prices: PriceSource, config: PaperBrokerConfig | None = None) -> None:
+    def __init__(
+        self,
+        prices: PriceSource,
+        config: PaperBrokerConfig | None = None,
+        fills: Iterable[RecordedFill] = (),
+    ) -> None:
         self.config = config or PaperBrokerConfig()
         self._prices = prices
         self._cash = self.config.starting_cash
@@ -36,6 +55,9 @@ class PaperBroker:
         self._seen: set[str] = set()
         self._handler: ReportHandler | None = None
         self._next_id = 0
+        for fill in fills:
+            self._seen.add(fill.client_order_id)
+            self._book(fill.symbol, fill.side, fill.quantity, fill.price)
 
     def set_report_handler(self, handler: ReportHandler) -> None:
         self._handler = handler
@@ -118,14 +140,6 @@ class PaperBroker:
         if holding.quantity == 0:
             holding.cost = ZERO
         self._cash -= signed * price
-
-    def restore_fill(
-        self, client_order_id: str, symbol: str, side: Side, quantity: Decimal, price: Decimal
-    ) -> None:
-        """Re-book a fill from the audit log at start-up: the simulated account lives in
-        this process, so after a restart it is rebuilt from what was recorded."""
-        self._seen.add(client_order_id)
-        self._book(symbol, side, quantity, price)
 
     def cancel_order(self, client_order_id: str) -> None:
         if self._resting.pop(client_order_id, None) is None:

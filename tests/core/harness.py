@@ -16,6 +16,7 @@ from domain.events import SignalGenerated
 from domain.orders import Side
 from domain.risk import RiskDecision
 from domain.signals import TradeSignal
+from engines.clock import datetime_to_ns
 from engines.core import Core
 from server.bootstrap import build_core
 from server.settings import Settings
@@ -58,7 +59,7 @@ class Harness:
         return self.core.risk.recent[-1]
 
     def at(self, moment: datetime) -> None:
-        self.core.bus.clock.observe(int(moment.timestamp() * 1e9))
+        self.core.bus.clock.observe(datetime_to_ns(moment))
 
     def records(self, *types: str) -> list[AuditRecord]:
         self.store.flush()
