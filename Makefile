@@ -8,7 +8,7 @@ PROTO_SRC := $(wildcard $(PROTO_DIR)/trading/v1/*.proto)
 PROTO_STAMP := $(PROTO_DIR)/trading/v1/.generated
 LISTEN ?= 127.0.0.1:50051
 
-.PHONY: setup proto run demo test test-fast bench lint clean
+.PHONY: setup proto run demo test test-fast bench soak lint clean
 
 setup: $(VENV)/.installed $(PROTO_STAMP)
 
@@ -43,6 +43,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m tests.bench
+
+SEEDS ?= 10000
+soak: setup
+	$(PY) -m tests.sim --seeds $(SEEDS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -125,7 +125,13 @@ def to_utc(name: str, at: object) -> datetime:
 
 
 def check_query(query: AuditQuery) -> None:
-    """Raise InvalidInput for a query no store can answer (naive time bounds)."""
+    """Raise InvalidInput for a query no store can answer: naive time bounds, or a
+    seq bound a database integer cannot hold (PostgreSQL would fail the statement)."""
+    for name, seq in (("from_seq", query.from_seq), ("to_seq", query.to_seq)):
+        if seq is not None and (
+            isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= _MAX_BIGINT
+        ):
+            raise InvalidInput(f"audit query {name} must be an integer in [0, 2**63), got {seq!r}")
     if query.since is not None:
         to_utc("query since", query.since)
     if query.until is not None:

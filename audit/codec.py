@@ -2,8 +2,9 @@
 
 Payloads are canonical JSON (sorted keys, compact separators) so that the hash
 of a row depends only on its content. Decimals travel as strings, datetimes as
-ISO 8601 in UTC, enums as their value; decoding rebuilds the exact dataclasses
-from their type hints, so a replay sees what the live run saw.
+ISO 8601 in UTC, enums as their value, a non-finite float as its repr;
+decoding rebuilds the exact dataclasses from their type hints, so a replay sees
+what the live run saw.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def _batch_from_payload(value: dict[str, Any]) -> MarketBatch:
 
 def _plain(value: Any) -> Any:
     if value is None or type(value) in _SCALARS:
+        # JSON has no NaN or infinity; a refused signal must still be recorded as it
+        # was, so a non-finite float travels as its repr ("nan", "inf"), which
+        # decoding by type hint turns back into the float (x - x is 0.0 only if finite).
+        if type(value) is float and value - value != 0.0:
+            return repr(value)
         return value
     if isinstance(value, Enum):  # before str: the enums are str subclasses
         return value.value
@@ -116,6 +122,8 @@ def _keys(event: DomainEvent) -> tuple[str | None, str | None, str | None]:
             return o.symbol, o.order_id, None
         case ev.IdeaUpdated(idea=i):
             return i.symbol, None, i.idea_id
+        case ev.CancelRequested(order_id=order_id):
+            return None, order_id, None
     symbol = getattr(event, "symbol", None)
     idea_id = getattr(event, "idea_id", None)
     return symbol, None, idea_id

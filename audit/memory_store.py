@@ -50,7 +50,8 @@ def matches(record: AuditRecord, query: AuditQuery) -> bool:
 class InMemoryEventStore:
     """EventStore over two lists: committed rows and rows waiting for `flush`."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = 100_000) -> None:
+        self.max_pending = max_pending
         self._committed: list[AuditRecord] = []
         self._pending: list[AuditRecord] = []
         self._last_hash = GENESIS
@@ -70,6 +71,9 @@ class InMemoryEventStore:
         self._pending.append(sealed)
         self._last_hash = sealed.hash
         return sealed
+
+    def room(self) -> int:
+        return self.max_pending - len(self._pending)
 
     def flush(self) -> None:
         if self._outage is not None:
@@ -129,6 +133,12 @@ class InMemoryEventStore:
             self._outage = None
             for listener in self._health_listeners:
                 listener(True, "")
+
+    def crash(self) -> None:
+        """Lose every row not yet committed, as a killed process does; the store is
+        then as a restarted service finds it."""
+        self._pending = []
+        self._last_hash = self._committed[-1].hash if self._committed else GENESIS
 
     def close(self) -> None:
         if not self._closed:

@@ -81,7 +81,14 @@ class EventStore(Protocol):
     sequencer); `flush` makes everything appended so far durable."""
 
     def append(self, record: NewRecord) -> AuditRecord:
-        """Assign the next seq and the hashes; queue the row for commit. Never blocks on I/O."""
+        """Assign the next seq and the hashes; queue the row for commit. Never blocks on
+        I/O, and never refuses a row for a full backlog (see `room`)."""
+        ...
+
+    def room(self) -> int:
+        """How many more rows the backlog accepts before new inputs are refused (may be
+        negative: what an admitted input publishes is never refused). The sequencer
+        asks before it admits an input, so an input runs whole or not at all."""
         ...
 
     def flush(self) -> None:

@@ -36,8 +36,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import re
 import sqlite3
+import stat
 import threading
 from collections import deque
 from collections.abc import Generator, Iterator
@@ -83,8 +85,28 @@ class _LogDiverged(Exception):
     """The database's last row is not one this store wrote: another writer, or a restore."""
 
 
-def _redact(raw: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)
+# A query parameter that may carry a secret: password=, sslpassword=, ...token=, ...secret=.
+_SECRET_PARAM = re.compile(r"(?i)([?&][^?&=#]*(?:pass|secret|token)[^?&=#]*=)[^&]*")
+
+
+def redact_url(raw: str) -> str:
+    """`raw` (a database URL, well-formed or not) fit for a log line or an error:
+    the password, and any query parameter that may hold a secret, become ***.
+
+    A password may hold '@', ':' or '/' unencoded (SQLAlchemy itself then misreads
+    the URL), so the user part is taken to end at the *last* '@' of what follows
+    the scheme: that over-redacts a URL with an '@' further on, but never shows
+    any of a password. The one function for every place that shows a URL.
+    """
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "", raw
+    at = rest.rfind("@")
+    if at > 0 and not rest.startswith("/"):
+        user, colon, _ = rest[:at].partition(":")
+        if colon:
+            rest = f"{user}:***{rest[at:]}"
+    return _SECRET_PARAM.sub(r"\1***", f"{scheme}{sep}{rest}")
 
 
 def _describe(exc: BaseException) -> str:
@@ -94,14 +116,27 @@ def _describe(exc: BaseException) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
+_UNENCODED_AT = (
+    "its user name or password holds an unencoded '@'; "
+    "percent-encode it ('@' as %40, ':' as %3A, '/' as %2F)"
+)
+
+
 def parse_url(raw: str) -> URL:
     """Validate a DATABASE_URL for the audit store; StoreConfigError says what is wrong."""
     try:
         url = make_url(raw)
     except (sa_exc.ArgumentError, ValueError) as exc:
+        # Not the exception's text: it may quote part of a password make_url misread.
+        problem = "it is not a URL" if isinstance(exc, sa_exc.ArgumentError) else "bad port number"
+        hint = f" ({_UNENCODED_AT})" if raw.count("@") > 1 else ""
         raise StoreConfigError(
-            f"malformed DATABASE_URL {_redact(raw)!r} ({exc}); expected e.g. {_EXAMPLE_URLS}"
+            f"malformed DATABASE_URL {redact_url(raw)!r}: {problem}{hint}; "
+            f"expected e.g. {_EXAMPLE_URLS}"
         ) from None
+    if url.host is not None and "@" in url.host:
+        # make_url took the password to end at its first '@' and the rest for the host.
+        raise StoreConfigError(f"malformed DATABASE_URL {redact_url(raw)!r}: {_UNENCODED_AT}")
     backend, _, driver = url.drivername.partition("+")
     if (backend, driver or _DEFAULT_DRIVER.get(backend)) not in _SUPPORTED:
         raise StoreConfigError(
@@ -115,6 +150,46 @@ def parse_url(raw: str) -> URL:
     return url
 
 
+SQLITE_FILE_MODE = 0o600
+"""The audit log is readable and writable by the service's user only."""
+
+
+def _private_sqlite_files(database: Path) -> None:
+    """Make the SQLite audit file (and its -wal and -shm files) owner-only.
+
+    A new file is created here with mode 0600 before SQLite opens it: SQLite
+    creates the -wal, -shm (and any -journal) files later with the permissions
+    of the database file, so they are 0600 too. An existing file, or companion,
+    that others may read or write is tightened to 0600, with a warning.
+    """
+    try:
+        fd = os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, SQLITE_FILE_MODE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise Unavailable(
+            f"audit store unavailable: cannot create {str(database)!r}: {exc.strerror}"
+        ) from exc
+    else:
+        os.close(fd)
+        return
+    for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                path.chmod(SQLITE_FILE_MODE)
+                log.warning(
+                    "audit file %s was mode %o (others could read it); now %o",
+                    path,
+                    mode,
+                    SQLITE_FILE_MODE,
+                )
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("cannot make audit file %s owner-only: %s", path, exc.strerror)
+
+
 def _open_engine(url: URL, connect_timeout_s: float) -> Engine:
     if url.get_backend_name() == "sqlite":
         assert url.database is not None  # parse_url refused the in-memory forms
@@ -125,6 +200,8 @@ def _open_engine(url: URL, connect_timeout_s: float) -> Engine:
             raise Unavailable(
                 f"audit store unavailable: cannot create folder {str(folder)!r}: {exc.strerror}"
             ) from exc
+        if not url.query.get("uri"):
+            _private_sqlite_files(Path(url.database))
         engine = create_engine(url, connect_args={"timeout": connect_timeout_s})
         use_sqlalchemy_transactions(engine)
 
@@ -243,7 +320,12 @@ class SqlAlchemyEventStore:
         if flush_interval_s < 0 or flush_timeout_s <= 0 or connect_timeout_s <= 0:
             raise ValueError("flush_interval_s must be >= 0, the timeouts > 0")
         parsed = parse_url(url)
-        self._shown_url = parsed.render_as_string(hide_password=True)
+        self._shown_url = redact_url(url)
+        self._sqlite_path = (
+            Path(parsed.database)
+            if parsed.get_backend_name() == "sqlite" and parsed.database
+            else None
+        )
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._flush_timeout_s = flush_timeout_s
@@ -289,6 +371,11 @@ class SqlAlchemyEventStore:
         self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._writer.start()
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file holding the log; None on PostgreSQL."""
+        return self._sqlite_path
+
     def _migrate_and_load_head(self) -> tuple[int, str]:
         try:
             with self._engine.begin() as connection:
@@ -319,12 +406,8 @@ class SqlAlchemyEventStore:
         # time's text is at hand, and the writer's CPU holds up appends (GIL).
         params = (sealed.seq, recorded_at, *sealed[2:]) if self._time_as_text else sealed
         with self._lock:
+            # No backlog check here: an input admitted by `room()` always runs whole.
             backlog = len(self._pending)
-            if backlog >= self._max_pending:
-                raise Unavailable(
-                    f"audit store unavailable: {backlog} rows are waiting for the database"
-                    f" ({self._failure or 'commits are too slow'})"
-                )
             self._pending.append(sealed)
             self._pending_params.append(params)
             # Wake the writer when the first row arrives (to open the group-commit
@@ -338,6 +421,9 @@ class SqlAlchemyEventStore:
 
     def last_seq(self) -> int:
         return self._next_seq - 1
+
+    def room(self) -> int:
+        return self._max_pending - len(self._pending)
 
     def flush(self) -> None:
         """Wait until every row appended before this call is committed.

@@ -416,9 +416,14 @@ def _audit_verify(client: TradingClient, args: argparse.Namespace, out: Printer)
 
 
 def _verification_text(response: pb.VerifyAuditResponse) -> str:
+    # anchor_reason: how far back the log is confirmed by its anchors, or why it is not.
+    anchors = response.anchor_reason
     if response.ok:
-        return f"audit chain OK: {response.checked} records checked, last seq {response.last_seq}"
-    return f"audit chain BROKEN at seq {response.first_bad_seq}: {response.reason}"
+        text = f"audit chain OK: {response.checked} records checked, last seq {response.last_seq}"
+        return f"{text}; {anchors}" if anchors else text
+    where = f" at seq {response.first_bad_seq}" if response.first_bad_seq else ""
+    text = f"audit chain BROKEN{where}: {response.reason}"
+    return f"{text} (anchors: {anchors})" if anchors and anchors != response.reason else text
 
 
 def _audit_query(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:

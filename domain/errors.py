@@ -42,3 +42,8 @@ class Unauthenticated(DomainError):
 
 class PermissionDenied(DomainError):
     """The caller is known but not allowed to do this: PERMISSION_DENIED."""
+
+
+class ResourceExhausted(DomainError):
+    """A capacity limit is reached (say, too many open streams); retrying once
+    something ends may succeed: RESOURCE_EXHAUSTED."""

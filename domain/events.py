@@ -19,10 +19,22 @@ from domain.signals import TradeSignal
 
 @dataclass(frozen=True, slots=True)
 class MarketDataReceived:
-    """A batch of market data accepted by the core (the replay journal)."""
+    """Market data accepted by the core: the replay journal.
+
+    One record holds the ticks of one or more messages of one stream (small
+    messages are journaled together), or part of one large message.
+    `message_starts[k]` is the index of message k's first tick in `batch` and
+    `message_stamps_ns[k]` the time that message was stamped with when it was
+    processed, so a replay feeds the same messages at the same times. Empty
+    (logs written before they were recorded): one message at the record's time.
+    `continues`: the message goes on in the next market-data record.
+    """
 
     batch: MarketBatch
     source: str
+    message_starts: tuple[int, ...] = ()
+    message_stamps_ns: tuple[int, ...] = ()
+    continues: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,15 @@ class RequestRefused:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelRequested:
+    """Someone asked to cancel an order; the broker's answer follows as `OrderUpdated`.
+    Journaled as the input, so the audit trail says who, and a replay re-issues it."""
+
+    order_id: str
+    requested_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisCompleted:
     """The advisor answered an Analyze request; its ideas follow as `IdeaUpdated`."""
 
@@ -90,12 +111,13 @@ DomainEvent = (
     | TradingStateChanged
     | StrategyStateChanged
     | RequestRefused
+    | CancelRequested
     | AnalysisCompleted
     | IdeaUpdated
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Envelope:
     """An event as sequenced: its number, the clock's time and what caused it.
 

@@ -1,30 +1,46 @@
 """The sequencer and event bus: the one ordered stream every input goes through.
 
-Every input (a market-data batch, an operator command, a broker report) runs
-inside `Sequencer.process`, one at a time, under a single lock: that lock *is*
-the sequencer, and it is why engines can be plain synchronous code. Each event
+Every input (a market-data message, an operator command, a broker report) runs
+inside the sequencer, one at a time, under a single lock: that lock *is* the
+sequencer, and it is why engines can be plain synchronous code. Each event
 published is appended to the audit log first (which gives it its seq), then
 dispatched depth-first to its subscribers, so a signal is fully decided and
 executed before the next tick is looked at.
 
-Market data is journaled per batch, and small batches are *staged* and
-journaled together as one `MarketDataReceived`: as soon as a staged tick causes
-a signal, when a thousand ticks are staged, before any other input is
-sequenced, and before any flush. So a feed that sends one tick per message does
-not pay a journal row per tick, the journal still precedes every effect, and a
-replay of the journal stages and journals exactly the same records.
+Three promises live here and nowhere else:
+
+* **Time is part of the input.** The clock is read once when an input begins
+  (`Clock.begin_input`); under the wall clock every event of the input carries
+  that stamp, and the stamp is journaled with the input, so a replay stamps it
+  the same. Under the event clock the input's ticks move time, as journaled.
+* **The journal precedes every effect.** Market data is journaled by the
+  sequencer, never by an engine. A message of more than `STAGE_TICKS` ticks is
+  journaled before any engine sees it, in records of at most `CHUNK_TICKS`
+  ticks. Smaller messages of one stream are *staged* and journaled together as
+  one record, with the boundaries and stamps of the messages in it: before any
+  event the staged ticks cause is published, when `STAGE_TICKS` are staged,
+  before any other input, and before any flush. So a feed that sends one tick
+  per message does not pay a journal row per tick, and a replay feeds the same
+  messages, with the same stamps, through the same code.
+* **An input runs whole or is refused before it changes anything.** A message
+  larger than the contract's `MAX_TICKS_PER_MESSAGE`, or one that arrives while
+  the audit store's backlog is full, is refused before any engine sees it. An
+  admitted input is never cut short by the store: the backlog cap is enforced
+  at admission only (`EventStore.room`), so what an input publishes always fits.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, defaultdict
+import weakref
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from audit.codec import to_new_record
 from audit.records import EventStore
+from domain.errors import InvalidInput, Unavailable
 from domain.events import DomainEvent, Envelope, MarketDataReceived
 from domain.market import MarketBatch
 from engines.clock import Clock
@@ -32,8 +48,31 @@ from engines.clock import Clock
 Handler = Callable[[Envelope], None]
 T = TypeVar("T")
 
-_RECENT = 4096
-JOURNAL_TICKS = 1000
+STAGE_TICKS = 1000
+"""Messages up to this size are staged; a record of staged ticks holds at most this many."""
+CHUNK_TICKS = 10_000
+"""A large message is journaled in records of at most this many ticks (well under
+the audit store's payload limit whatever the symbols)."""
+MAX_TICKS_PER_MESSAGE = 100_000
+"""The contract's limit on one market-data message (about what fits in gRPC's
+default 4 MiB message); larger messages are refused whole."""
+
+# Where a tick of the current message was journaled: (record seq, index in the record).
+TickLocator = Callable[[int], tuple[int, int]]
+
+
+class _Staged:
+    """Market data of one stream waiting to be journaled as one record."""
+
+    __slots__ = ("batches", "key", "source", "stamps", "starts", "ticks")
+
+    def __init__(self, key: object, source: str) -> None:
+        self.key = key
+        self.source = source
+        self.batches: list[MarketBatch] = []
+        self.starts: list[int] = []
+        self.stamps: list[int] = []
+        self.ticks = 0
 
 
 class Sequencer:
@@ -43,34 +82,123 @@ class Sequencer:
         self._store = store
         self.clock = clock
         self._lock = threading.RLock()
+        self._depth = 0
         self._handlers: defaultdict[type[Any], list[Handler]] = defaultdict(list)
-        # Envelopes recently published, so execution can prove that a decision
-        # it is handed really came through the journal (identity, not equality).
-        self._recent: OrderedDict[int, Envelope] = OrderedDict()
+        # Envelopes still referenced somewhere, so execution can prove that a
+        # decision it is handed came through the journal (identity, not equality).
+        # Weak: the sequencer keeps identities, never payloads.
+        self._published: weakref.WeakValueDictionary[int, Envelope] = weakref.WeakValueDictionary()
         self._collectors: list[list[Envelope]] = []
-        self._staged: list[MarketBatch] = []
-        self._staged_ticks = 0
-        self._staged_source = ""
+        self._staged: _Staged | None = None
+        self._last_market_seq = 0
 
     def subscribe(self, event_type: type[Any], handler: Handler) -> None:
         self._handlers[event_type].append(handler)
 
-    def process(
-        self, work: Callable[[], T], *, market_data: bool = False
-    ) -> tuple[T, list[Envelope]]:
-        """Run one input to completion; return its result and every event it caused.
+    # --- inputs --------------------------------------------------------------------
 
-        Any input other than market data first journals the staged market data,
-        so the journal keeps the order in which inputs were really processed."""
+    def process(
+        self, work: Callable[[], T], *, at_ns: int | None = None
+    ) -> tuple[T, list[Envelope]]:
+        """Run one input (not market data) to completion; return its result and every
+        event it caused. Staged market data is journaled first, so the journal keeps
+        the order in which inputs were really processed. `at_ns` stamps the input
+        with a recorded time (a replay); otherwise the clock stamps it now."""
+        with self._input(at_ns):
+            self._journal_staged()
+            return self._collect(work)
+
+    def ingest(
+        self,
+        batch: MarketBatch,
+        source: str,
+        apply: Callable[[TickLocator], None],
+        *,
+        stream: object | None = None,
+        journal_now: bool = False,
+        at_ns: int | None = None,
+    ) -> list[Envelope]:
+        """Admit one market-data message, journal (or stage) it, then `apply` it.
+
+        `apply` gets a locator: the (record seq, index) of a tick of this message,
+        journaling staged ticks first if they are not yet. `stream` identifies the
+        sender: only messages of one stream are staged together, so one stream's
+        refusal can never take another's ticks with it. `journal_now` journals the
+        message before returning even if it caused nothing."""
+        ticks = len(batch)
+        if ticks > MAX_TICKS_PER_MESSAGE:
+            raise InvalidInput(
+                f"the message has {ticks} events; at most {MAX_TICKS_PER_MESSAGE} are "
+                "accepted per message: split it",
+                reason="MESSAGE_TOO_LARGE",
+                metadata={"events": str(ticks), "limit": str(MAX_TICKS_PER_MESSAGE)},
+            )
+        key = stream if stream is not None else source
+        with self._input(at_ns):
+            staged = self._staged
+            if staged is not None and (staged.key != key or staged.source != source):
+                self._journal_staged()
+            self._admit(max(1, -(-ticks // CHUNK_TICKS)))  # the records it journals
+            stamp = self.clock.now_ns()
+            if ticks > STAGE_TICKS:
+                self._journal_staged()
+                chunks = self._journal_chunks(batch, source, stamp)
+
+                def locate(index: int) -> tuple[int, int]:
+                    return chunks[index // CHUNK_TICKS], index % CHUNK_TICKS
+
+                _, caused = self._collect(lambda: apply(locate))
+                return caused
+            offset = self._stage(key, source, batch, stamp)
+
+            def locate_staged(index: int) -> tuple[int, int]:
+                journaled = self._journal_staged()
+                seq = journaled.seq if journaled is not None else self._last_market_seq
+                return seq, offset + index
+
+            def work() -> None:
+                apply(locate_staged)
+                current = self._staged
+                if journal_now or (current is not None and current.ticks >= STAGE_TICKS):
+                    self._journal_staged()
+
+            _, caused = self._collect(work)
+            return caused
+
+    @contextmanager
+    def _input(self, at_ns: int | None) -> Iterator[None]:
+        """Hold the sequencer for one input; the outermost one stamps the clock.
+        A broker reporting from inside `submit_order` is part of the input that
+        submitted, with its stamp."""
         with self._lock:
-            if not market_data:
-                self.journal_market_data()
-            collected: list[Envelope] = []
-            self._collectors.append(collected)
+            outermost = self._depth == 0
+            if outermost:
+                self.clock.begin_input(at_ns)
+            self._depth += 1
             try:
-                return work(), collected
+                yield
             finally:
-                self._collectors.pop()
+                self._depth -= 1
+                if outermost:
+                    self.clock.end_input()
+
+    def _collect(self, work: Callable[[], T]) -> tuple[T, list[Envelope]]:
+        collected: list[Envelope] = []
+        self._collectors.append(collected)
+        try:
+            return work(), collected
+        finally:
+            self._collectors.pop()
+
+    def _admit(self, records: int) -> None:
+        room = self._store.room()
+        if room < records:
+            raise Unavailable(
+                "audit store unavailable: its backlog is full "
+                f"({-room + records} rows over what it accepts), so no new input is "
+                "accepted until the database catches up; nothing of this message was applied",
+                reason="AUDIT_BACKLOG_FULL",
+            )
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -78,14 +206,17 @@ class Sequencer:
         with self._lock:
             yield
 
+    # --- events ----------------------------------------------------------------------
+
     def publish(self, event: DomainEvent, caused_by: int = 0) -> Envelope:
-        """Journal the event, then hand it to its subscribers (depth first)."""
+        """Journal the event, then hand it to its subscribers (depth first). Staged
+        market data is journaled first: nothing it caused may precede it."""
+        if self._staged is not None and not isinstance(event, MarketDataReceived):
+            self._journal_staged()
         at = self.clock.now()
         record = self._store.append(to_new_record(at, caused_by, event))
         envelope = Envelope(seq=record.seq, at=at, caused_by=caused_by, event=event)
-        self._recent[record.seq] = envelope
-        if len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
+        self._published[record.seq] = envelope
         for collected in self._collectors:
             collected.append(envelope)
         for handler in self._handlers.get(type(event), ()):
@@ -93,50 +224,80 @@ class Sequencer:
         return envelope
 
     def next_seq(self) -> int:
-        """The seq the next published event will get. Only meaningful inside
-        `process`, where nothing else can publish first: it lets an event carry
-        an id derived from its own seq (an analysis is `a<seq>`)."""
+        """The seq the next published event will get. Only meaningful inside an
+        input, where nothing else can publish first: it lets an event carry an id
+        derived from its own seq (an analysis is `a<seq>`). Staged ticks are
+        journaled first, so the answer holds."""
+        self._journal_staged()
         return self._store.last_seq() + 1
 
     def is_journaled(self, envelope: Envelope) -> bool:
         """True only for an envelope this sequencer published (and so journaled)."""
-        return self._recent.get(envelope.seq) is envelope
+        return self._published.get(envelope.seq) is envelope
 
     def flush(self) -> None:
         """Make every published event durable before an effect leaves the process."""
         with self._lock:
-            self.journal_market_data()
+            self._journal_staged()
         self._store.flush()
 
-    # --- market-data journal -------------------------------------------------------
+    # --- the market-data journal ------------------------------------------------------
 
-    def stage_market_data(self, batch: MarketBatch, source: str) -> int:
-        """Stage a batch for the journal; return the index its first tick will have
-        in the journaled record."""
-        if self._staged and source != self._staged_source:
-            self.journal_market_data()
-        offset = self._staged_ticks
-        self._staged.append(batch)
-        self._staged_ticks += len(batch)
-        self._staged_source = source
+    def _stage(self, key: object, source: str, batch: MarketBatch, stamp: int) -> int:
+        """Stage a message; return the index its first tick will have in the record."""
+        staged = self._staged
+        if staged is None:
+            staged = self._staged = _Staged(key, source)
+        offset = staged.ticks
+        staged.batches.append(batch)
+        staged.starts.append(offset)
+        staged.stamps.append(stamp)
+        staged.ticks += len(batch)
         return offset
 
-    @property
-    def staged_ticks(self) -> int:
-        return self._staged_ticks
-
-    def journal_market_data(self) -> Envelope | None:
+    def _journal_staged(self) -> Envelope | None:
         """Journal the staged market data as one record (None when nothing is staged)."""
-        if not self._staged:
+        staged = self._staged
+        if staged is None:
             return None
-        staged, self._staged, self._staged_ticks = self._staged, [], 0
-        if len(staged) == 1:
-            batch = staged[0]
-        else:
-            batch = MarketBatch(
-                [s for b in staged for s in b.symbols],
-                [p for b in staged for p in b.prices],
-                [v for b in staged for v in b.volumes],
-                [t for b in staged for t in b.timestamps_ns],
-            )
-        return self.publish(MarketDataReceived(batch, self._staged_source))
+        self._staged = None
+        batches = staged.batches
+        batch = batches[0] if len(batches) == 1 else _concatenate(batches)
+        return self._publish_market(
+            MarketDataReceived(batch, staged.source, tuple(staged.starts), tuple(staged.stamps))
+        )
+
+    def _journal_chunks(self, batch: MarketBatch, source: str, stamp: int) -> list[int]:
+        """Journal one large message as records of CHUNK_TICKS ticks; all but the last
+        say that the message continues, so a replay applies it whole."""
+        seqs = []
+        total = len(batch)
+        for start in range(0, total, CHUNK_TICKS):
+            end = min(start + CHUNK_TICKS, total)
+            part = batch if (start, end) == (0, total) else _slice(batch, start, end)
+            event = MarketDataReceived(part, source, (0,), (stamp,), continues=end < total)
+            seqs.append(self._publish_market(event).seq)
+        return seqs
+
+    def _publish_market(self, event: MarketDataReceived) -> Envelope:
+        envelope = self.publish(event)
+        self._last_market_seq = envelope.seq
+        return envelope
+
+
+def _concatenate(batches: list[MarketBatch]) -> MarketBatch:
+    return MarketBatch(
+        [s for b in batches for s in b.symbols],
+        [p for b in batches for p in b.prices],
+        [v for b in batches for v in b.volumes],
+        [t for b in batches for t in b.timestamps_ns],
+    )
+
+
+def _slice(batch: MarketBatch, start: int, end: int) -> MarketBatch:
+    return MarketBatch(
+        batch.symbols[start:end],
+        batch.prices[start:end],
+        batch.volumes[start:end],
+        batch.timestamps_ns[start:end],
+    )

@@ -20,7 +20,12 @@ def datetime_to_ns(moment: datetime) -> int:
 
 
 class Clock(Protocol):
-    """What engines ask for the time. `observe` is how market events move event time."""
+    """What engines ask for the time. `observe` is how market events move event time.
+
+    The sequencer calls `begin_input` when an input starts and `end_input` when
+    it is done: the time an input is processed at is read once, so every event
+    of the input carries the same stamp and a replay, given the journaled stamp
+    (`at_ns`), reproduces it."""
 
     name: str
 
@@ -30,20 +35,35 @@ class Clock(Protocol):
 
     def observe(self, event_ns: int) -> None: ...
 
+    def begin_input(self, at_ns: int | None) -> None: ...
+
+    def end_input(self) -> None: ...
+
 
 class WallClock:
-    """The machine's UTC clock; market-event timestamps do not move it."""
+    """The machine's UTC clock, frozen for the length of each input; market-event
+    timestamps do not move it. Outside an input (a read) it is the live time."""
 
     name = "wall"
 
+    def __init__(self) -> None:
+        self._input_ns: int | None = None
+
     def now_ns(self) -> int:
-        return time.time_ns()
+        frozen = self._input_ns
+        return time.time_ns() if frozen is None else frozen
 
     def now(self) -> datetime:
-        return ns_to_datetime(time.time_ns())
+        return ns_to_datetime(self.now_ns())
 
     def observe(self, event_ns: int) -> None:
         pass
+
+    def begin_input(self, at_ns: int | None) -> None:
+        self._input_ns = time.time_ns() if at_ns is None else at_ns
+
+    def end_input(self) -> None:
+        self._input_ns = None
 
 
 class EventClock:
@@ -67,6 +87,12 @@ class EventClock:
     def observe(self, event_ns: int) -> None:
         if event_ns > self._now_ns:
             self._now_ns = event_ns
+
+    def begin_input(self, at_ns: int | None) -> None:
+        """Event time is the input's own (its ticks move it), live and in replay alike."""
+
+    def end_input(self) -> None:
+        pass
 
 
 def clock_from_name(name: str) -> Clock:

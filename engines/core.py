@@ -11,7 +11,7 @@ from domain.market import MarketBatch
 from domain.orders import Order
 from domain.risk import TradingState, TradingStatus
 from engines.advisor.engine import AdvisorEngine
-from engines.bus import Sequencer
+from engines.bus import Sequencer, TickLocator
 from engines.execution.engine import ExecutionEngine
 from engines.market import MarketPrices
 from engines.portfolio import Portfolio
@@ -45,24 +45,41 @@ class Core:
         self.stats = CoreStats()
 
     def ingest(
-        self, batch: MarketBatch, source: str, *, journal_now: bool = False
+        self,
+        batch: MarketBatch,
+        source: str,
+        *,
+        stream: object | None = None,
+        journal_now: bool = False,
+        at_ns: int | None = None,
     ) -> list[Envelope]:
-        """Stage a batch of market data for the journal and run it through the strategies;
-        `journal_now` journals it before returning even if it caused nothing."""
+        """One market-data message: admitted and journaled (or staged) by the
+        sequencer, then run through the strategies. `stream` names the sender (one
+        stream's staged ticks are never journaled with another's); `journal_now`
+        journals it before returning even if it caused nothing; `at_ns` is the
+        recorded stamp in a replay."""
 
-        def work() -> None:
+        def apply(locate: TickLocator) -> None:
             self.stats.market_events += len(batch)
-            self.strategies.on_market_data(batch, source)
-            if journal_now:
-                self.bus.journal_market_data()
+            self.strategies.on_market_data(batch, locate)
 
-        return self.bus.process(work, market_data=True)[1]
+        return self.bus.ingest(
+            batch, source, apply, stream=stream, journal_now=journal_now, at_ns=at_ns
+        )
 
-    def set_strategy_active(self, name: str, active: bool, by: str) -> StrategyInfo:
-        return self.bus.process(lambda: self.strategies.set_active(name, active, by))[0]
+    def set_strategy_active(
+        self, name: str, active: bool, by: str, *, at_ns: int | None = None
+    ) -> StrategyInfo:
+        return self.bus.process(lambda: self.strategies.set_active(name, active, by), at_ns=at_ns)[
+            0
+        ]
 
-    def set_trading_state(self, state: TradingState, by: str, reason: str) -> TradingStatus:
-        return self.bus.process(lambda: self.risk.set_trading_state(state, by, reason))[0]
+    def set_trading_state(
+        self, state: TradingState, by: str, reason: str, *, at_ns: int | None = None
+    ) -> TradingStatus:
+        return self.bus.process(
+            lambda: self.risk.set_trading_state(state, by, reason), at_ns=at_ns
+        )[0]
 
-    def cancel_order(self, order_id: str) -> Order:
-        return self.bus.process(lambda: self.execution.cancel(order_id))[0]
+    def cancel_order(self, order_id: str, by: str = "", *, at_ns: int | None = None) -> Order:
+        return self.bus.process(lambda: self.execution.cancel(order_id, by), at_ns=at_ns)[0]

@@ -3,6 +3,14 @@
 Risk and sizing read it; nothing but `OrderUpdated` events write it, so a
 replay of the same inputs rebuilds the same view. "In flight" means an order
 that is durable as an intent (NEW) or live at the broker and not yet terminal.
+
+Nothing here raises on a bad number (DESIGN.md invariant 7). A last price
+outside the price domain is no price (`MarketPrices.last_price`), so the
+position is marked at its average cost. A broker fill whose quantity or price
+is not finite cannot be booked: the cash becomes NaN, so equity is NaN and
+every signal is refused (NON_FINITE_VALUE) until a restart reconciles the
+account with the broker; that fails closed rather than trading on a portfolio
+that no longer matches the broker's.
 """
 
 from __future__ import annotations
@@ -10,12 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from domain import numeric
 from domain.events import Envelope, OrderUpdated
 from domain.orders import Order, Side
 from domain.portfolio import Account, Position
 from engines.market import MarketPrices
 
 ZERO = Decimal(0)
+NOT_A_NUMBER = Decimal("NaN")
 
 
 @dataclass(slots=True)
@@ -68,9 +78,14 @@ class Portfolio:
         return holding.average_price if holding else ZERO
 
     def equity(self) -> Decimal:
-        return self.cash + sum(
-            (h.quantity * self.mark_price(s) for s, h in self._holdings.items()), ZERO
-        )
+        """Cash plus every position at its mark; NaN when that cannot be computed,
+        which every reader takes as "the account cannot be valued" and refuses."""
+        try:
+            return self.cash + sum(
+                (h.quantity * self.mark_price(s) for s, h in self._holdings.items()), ZERO
+            )
+        except ArithmeticError:  # inf - inf or 0 * inf: a non-finite amount got in
+            return NOT_A_NUMBER
 
     def positions(self) -> list[Position]:
         return [
@@ -89,6 +104,11 @@ class Portfolio:
         else:
             self._in_flight.pop(order.order_id, None)
         change = order.history[-1]
+        if not (numeric.is_finite(change.fill_quantity) and numeric.is_finite(change.fill_price)):
+            # Checked before `if change.fill_quantity`: bool(Decimal NaN) is True, and
+            # the comparisons below raise on it. See the module docstring.
+            self.cash = NOT_A_NUMBER
+            return
         if change.fill_quantity:
             first_fill = order.filled_quantity == change.fill_quantity
             self._apply_fill(order, change.fill_quantity, change.fill_price)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,8 @@ import grpc
 
 from domain.errors import Unauthenticated
 from server.handlers import Handler, with_behavior
+
+log = logging.getLogger(__name__)
 
 VIEWER, TRADER, FEED, OPERATOR = "viewer", "trader", "feed", "operator"
 ROLES = frozenset({VIEWER, TRADER, FEED, OPERATOR})
@@ -70,9 +75,41 @@ class Principal:
         return bool(self.roles & METHOD_ROLES.get(method.rsplit("/", 1)[-1], frozenset()))
 
 
-def load_tokens_file(path: Path) -> dict[str, Principal]:
+INSECURE_TOKENS_FILE_BITS = 0o027
+"""Group write or any access by others: whoever has it could read every token or add
+one. The owner (and a group, read-only) is all a tokens file should allow."""
+
+
+def check_tokens_file_mode(path: Path, *, allow_insecure: bool = False) -> None:
+    """Refuse (ValueError) a tokens file that its group may write or others may read or
+    write; with `allow_insecure` (TRADING_TOKENS_FILE_ALLOW_INSECURE) only warn, loudly.
+    Nothing is checked where file modes mean nothing (Windows)."""
+    if os.name != "posix":
+        return
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ValueError(f"TRADING_TOKENS_FILE {path}: cannot read it: {exc}") from None
+    if not mode & INSECURE_TOKENS_FILE_BITS:
+        return
+    problem = (
+        f"TRADING_TOKENS_FILE {path} is mode {mode:o}: "
+        f"{'others' if mode & 0o007 else 'its group'} can "
+        f"{'read' if mode & 0o004 else 'change'} the tokens"
+    )
+    if not allow_insecure:
+        raise ValueError(
+            f"{problem}; make it owner-only (chmod 600 {path}), or set "
+            "TRADING_TOKENS_FILE_ALLOW_INSECURE=true to accept it anyway"
+        )
+    log.warning("%s; accepted because TRADING_TOKENS_FILE_ALLOW_INSECURE is set", problem)
+
+
+def load_tokens_file(path: Path, *, allow_insecure: bool = False) -> dict[str, Principal]:
     """Tokens from a JSON file: {"alice": {"token": "...", "roles": ["operator"]}, ...}.
-    Raises ValueError with a message naming the problem."""
+    Raises ValueError with a message naming the problem, also when the file's mode lets
+    others read it (see check_tokens_file_mode)."""
+    check_tokens_file_mode(path, allow_insecure=allow_insecure)
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -103,9 +140,16 @@ class Authenticator:
         self._tokens = [(t.encode(), principal) for t, principal in tokens.items()]
 
     def principal(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> Principal:
-        header = next((v for k, v in metadata or () if k == "authorization"), None)
-        if header is None:
+        headers = [v for k, v in metadata or () if k == "authorization"]
+        if not headers:
             raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+        if len(headers) > 1:
+            # Which one counts would be up to each proxy on the way: refuse the ambiguity.
+            raise Unauthenticated(
+                f"{len(headers)} 'authorization' metadata entries were sent; "
+                "send exactly one 'authorization: Bearer <token>'"
+            )
+        header = headers[0]
         text = header.decode() if isinstance(header, bytes) else header
         scheme, _, token = text.partition(" ")
         if scheme.lower() != "bearer" or not token:

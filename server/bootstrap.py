@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from audit.anchor import AnchorWriter, open_anchor_writer
 from audit.codec import record_to_envelope
 from audit.records import AuditQuery, EventStore
 from audit.sql_store import SqlAlchemyEventStore
@@ -54,6 +55,7 @@ from server.event_stream import EventHub
 from server.servicer import TradingServicer
 from server.settings import Settings
 from server.store_outage import StoreOutageGuard
+from server.stream_limits import Capacity, ConnectionLimits, StreamLimiter, StreamLimitInterceptor
 from server.validation import NS, MarketBatchReader
 from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
 
@@ -195,12 +197,15 @@ class Service:
     hub: EventHub
     health: health.HealthServicer
     outage_guard: StoreOutageGuard
+    anchors: AnchorWriter | None = None
 
     def stop(self, grace: float | None = 2.0) -> None:
         self.hub.close()
         self.server.stop(grace).wait()
         self.outage_guard.close()
         self.store.close()
+        if self.anchors is not None:
+            self.anchors.close()  # the head, as the store was closed with it
 
 
 def create_server(
@@ -213,10 +218,24 @@ def create_server(
 ) -> Service:
     """Build everything and bind `address` (port 0 picks a free one); not started yet.
     `token` is the operator's (TRADING_API_KEY); TRADING_TOKENS_FILE may add others."""
-    tokens = load_tokens_file(settings.trading_tokens_file) if settings.trading_tokens_file else {}
+    tokens = (
+        load_tokens_file(
+            settings.trading_tokens_file,
+            allow_insecure=settings.trading_tokens_file_allow_insecure,
+        )
+        if settings.trading_tokens_file
+        else {}
+    )
     if token:
         tokens[token] = Principal("operator", ROLES)
     store = store or open_store(settings.database_url)
+    anchors = open_anchor_writer(
+        settings.trading_anchor_file,
+        settings.trading_anchor_key.get_secret_value() if settings.trading_anchor_key else None,
+        store,
+        every_records=settings.trading_anchor_every_records,
+        every_seconds=settings.trading_anchor_every_seconds,
+    )
     core = build_core(settings, store, calendar if calendar is not None else load_calendar())
     auth = Authenticator(tokens)
     hub = EventHub(store)
@@ -224,12 +243,33 @@ def create_server(
         require_timestamp=settings.trading_clock == "event",
         max_future_skew_ns=settings.max_future_skew_seconds * NS,
     )
+    # Capacity for everyone (DESIGN.md invariant 8): see server/stream_limits.py.
+    capacity = Capacity(
+        settings.trading_max_streams,
+        settings.trading_max_streams_per_principal,
+        settings.trading_unary_workers,
+    )
+    connections = ConnectionLimits(
+        max_connections=settings.trading_max_connections,
+        keepalive_time_s=settings.trading_keepalive_time_seconds,
+        keepalive_timeout_s=settings.trading_keepalive_timeout_seconds,
+        idle_s=settings.trading_connection_idle_seconds,
+        handshake_timeout_s=settings.trading_handshake_timeout_seconds,
+        max_message_bytes=settings.trading_max_message_bytes,
+    )
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
-        interceptors=[AuthInterceptor(auth), DecodeErrorInterceptor()],
+        futures.ThreadPoolExecutor(max_workers=capacity.worker_threads, thread_name_prefix="rpc"),
+        # Outermost first: a call refused for its credentials never takes a stream slot.
+        interceptors=[
+            AuthInterceptor(auth),
+            StreamLimitInterceptor(StreamLimiter(capacity), auth),
+            DecodeErrorInterceptor(),
+        ],
+        options=connections.grpc_options(),
+        maximum_concurrent_rpcs=capacity.max_concurrent_rpcs,
     )
     trading_service_pb2_grpc.add_TradingServiceServicer_to_server(
-        TradingServicer(core, store, hub, auth, reader), server
+        TradingServicer(core, store, hub, auth, reader, anchors), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -241,7 +281,7 @@ def create_server(
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    return Service(server, port, core, store, hub, health_servicer, guard)
+    return Service(server, port, core, store, hub, health_servicer, guard, anchors)
 
 
 def _report_health(core: Core, health_servicer: health.HealthServicer) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from domain.errors import InvalidInput
 from server.handlers import Handler, behavior_of, with_behavior
 
 
@@ -19,25 +20,30 @@ class _Undecodable:
     reason: str
 
 
-def _abort(context: grpc.ServicerContext, bad: _Undecodable) -> None:
-    context.abort(
-        grpc.StatusCode.INVALID_ARGUMENT,
+def _message(bad: _Undecodable) -> str:
+    return (
         f"the request could not be decoded as this method's message ({bad.reason}); "
-        "string fields must be valid UTF-8",
+        "string fields must be valid UTF-8"
     )
 
 
-def _checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+def _abort(context: grpc.ServicerContext, bad: _Undecodable) -> None:
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, _message(bad))
+
+
+def _checked(requests: Iterator[Any]) -> Iterator[Any]:
+    """A stream's undecodable message raises where the servicer reads it, as a domain
+    error, so the servicer can say what it kept of the messages before."""
     for request in requests:
         if isinstance(request, _Undecodable):
-            _abort(context, request)
+            raise InvalidInput(_message(request), reason="UNDECODABLE_MESSAGE")
         yield request
 
 
 def _guard_behavior(behavior: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
     def guarded(request: Any, context: grpc.ServicerContext) -> Any:
         if streaming:
-            return behavior(_checked(request, context), context)
+            return behavior(_checked(request), context)
         if isinstance(request, _Undecodable):
             _abort(context, request)
         return behavior(request, context)

@@ -10,6 +10,7 @@ import threading
 
 from pydantic import ValidationError
 
+from audit.sql_store import redact_url
 from domain.errors import DomainError
 from server.bootstrap import create_server, resolve_token
 from server.settings import Settings
@@ -46,19 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         address.rsplit(":", 1)[0] + f":{service.port}",
         settings.trading_clock,
         service.core.execution.broker_name,
-        _redact(settings.database_url),
+        redact_url(settings.database_url),
     )
     stop.wait()
     log.info("stopping")
     service.stop()
     return 0
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
 
+from audit.anchor import NO_ANCHOR_FILE, AnchorReport, AnchorWriter
 from audit.records import AuditQuery, EventStore
 from domain import events as ev
 from domain.errors import InvalidInput, Unavailable
@@ -18,7 +19,7 @@ from server import validation
 from server.advisor_rpcs import AdvisorRpcs
 from server.auth import Authenticator
 from server.errors import maps_domain_errors
-from server.event_stream import EventHub
+from server.event_stream import EventHub, read_in_chunks
 from trading.v1 import risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 from trading.v1 import trading_service_pb2_grpc as pb_grpc
@@ -34,12 +35,14 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         hub: EventHub,
         auth: Authenticator,
         reader: validation.MarketBatchReader,
+        anchors: AnchorWriter | None = None,
     ) -> None:
         self._core = core
         self._store = store
         self._hub = hub
         self._auth = auth
         self._reader = reader
+        self._anchors = anchors  # VerifyAudit checks the log against them
 
     # --- status ------------------------------------------------------------------
 
@@ -227,7 +230,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     ) -> pb.CancelOrderResponse:
         if not request.order_id:
             raise InvalidInput("order_id is empty")
-        order = self._core.cancel_order(request.order_id)
+        order = self._core.cancel_order(request.order_id, self._auth.of(context))
         self._core.bus.flush()
         return pb.CancelOrderResponse(order=tr.order_to_proto(order))
 
@@ -256,15 +259,33 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     ) -> pb.StreamMarketDataResponse:
         summary = pb.StreamMarketDataResponse()
         principal = self._auth.of(context)
-        for index, request in enumerate(request_iterator):
+        # This stream's own identity: its staged ticks are journaled apart from every
+        # other stream's, so another stream's refusal can never take them along.
+        stream = object()
+        requests = iter(request_iterator)
+        index = 0
+        while True:
             try:
+                request = next(requests, None)
+                if request is None:
+                    break
                 batch = self._reader.read(request.events, time.time_ns())
+                caused = self._core.ingest(batch, source=f"stream:{principal}", stream=stream)
             except InvalidInput as exc:
                 self._refuse_stream(principal, index, summary, exc)
-            caused = self._core.ingest(batch, source=f"stream:{principal}")
+            except Unavailable as exc:
+                raise Unavailable(
+                    f"message {index} was not applied: {exc}. The "
+                    f"{summary.batches_accepted} messages before it "
+                    f"({summary.events_accepted} events) were accepted; resend from this one "
+                    "when the store is back.",
+                    reason=exc.reason or "AUDIT_STORE_UNAVAILABLE",
+                    metadata={**exc.metadata, **_accepted(index, summary)},
+                ) from exc
             summary.events_accepted += len(batch)
             summary.batches_accepted += 1
             _tally(summary, caused)
+            index += 1
         try:
             self._core.bus.flush()  # the summary promises that all of it is durable
         except Unavailable as exc:
@@ -290,12 +311,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             f"The {summary.batches_accepted} messages before it ({summary.events_accepted} events) "
             "were accepted and committed; resend from this message.",
             reason="MARKET_DATA_MESSAGE_REFUSED",
-            metadata={
-                **exc.metadata,
-                "refused_message_index": str(index),
-                "accepted_messages": str(summary.batches_accepted),
-                "accepted_events": str(summary.events_accepted),
-            },
+            metadata={**exc.metadata, "cause": exc.reason, **_accepted(index, summary)},
         )
 
     @maps_domain_errors
@@ -333,38 +349,45 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     ) -> Iterator[pb.SubscribeEventsResponse]:
         types = frozenset(_event_type_name(t) for t in request.types)
         symbols = frozenset(validation.symbol(s, "symbols") for s in request.symbols)
-        for event in self._hub.subscribe(types, symbols, request.from_seq, context.is_active):
+        # A from_seq past the end of the log replays nothing and goes live; one past
+        # any seq there can be (2**63-1) is a client's mistake.
+        from_seq = tr.client_seq(request.from_seq, "from_seq")
+        for event in self._hub.subscribe(types, symbols, from_seq, context.is_active):
             yield pb.SubscribeEventsResponse(event=event)
 
     @maps_domain_errors
     def QueryAudit(
         self, request: pb.QueryAuditRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.QueryAuditResponse]:
-        if request.to_seq and request.from_seq > request.to_seq:
+        # Seqs up to 2**63-1 are accepted (a range past the end of the log is simply
+        # empty); a larger one, or a Timestamp no Timestamp may hold, is INVALID_ARGUMENT.
+        from_seq = tr.client_seq(request.from_seq, "from_seq")
+        to_seq = tr.client_seq(request.to_seq, "to_seq")
+        if to_seq and from_seq > to_seq:
             raise InvalidInput("from_seq must not be greater than to_seq")
-        if (
-            request.HasField("since")
-            and request.HasField("until")
-            and tr.datetime_from(request.since) >= tr.datetime_from(request.until)
-        ):
+        since = tr.client_datetime(request.since, "since") if request.HasField("since") else None
+        until = tr.client_datetime(request.until, "until") if request.HasField("until") else None
+        if since is not None and until is not None and since >= until:
             raise InvalidInput("since must be before until")
         unknown = set(request.event_types) - set(tr.EVENT_TYPE_NAMES.values())
         if unknown:
             known = ", ".join(sorted(tr.EVENT_TYPE_NAMES.values()))
-            raise InvalidInput(f"unknown event_types {sorted(unknown)}; known: {known}")
+            # A few of them, each cut short: the message must stay small whatever was sent.
+            shown = [name if len(name) <= 40 else f"{name[:40]}..." for name in sorted(unknown)]
+            more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+            raise InvalidInput(f"unknown event_types {shown[:5]}{more}; known: {known}")
         query = AuditQuery(
-            from_seq=request.from_seq or None,
-            to_seq=request.to_seq or None,
-            since=tr.datetime_from(request.since) if request.HasField("since") else None,
-            until=tr.datetime_from(request.until) if request.HasField("until") else None,
+            from_seq=from_seq or None,
+            to_seq=to_seq or None,
+            since=since,
+            until=until,
             event_types=frozenset(request.event_types),
             symbol=validation.symbol(request.symbol) if request.symbol else None,
             order_id=request.order_id or None,
             idea_id=request.idea_id or None,
         )
-        for record in self._store.query(query):
-            if not context.is_active():
-                return
+        # In chunks: a client slow to read holds no pooled database connection.
+        for record in read_in_chunks(self._store, query, context.is_active):
             yield pb.QueryAuditResponse(record=tr.audit_record_to_proto(record))
 
     @maps_domain_errors
@@ -373,13 +396,21 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     ) -> pb.VerifyAuditResponse:
         self._core.bus.flush()
         result = self._store.verify()
-        return pb.VerifyAuditResponse(
-            ok=result.ok,
+        anchor = self._anchors.check() if self._anchors else AnchorReport(reason=NO_ANCHOR_FILE)
+        response = pb.VerifyAuditResponse(
+            ok=result.ok and not anchor.failed,
             checked=result.checked,
             last_seq=result.last_seq,
-            first_bad_seq=result.first_bad_seq or 0,
-            reason=result.reason,
+            # The chain's own finding first: it names the very row.
+            first_bad_seq=result.first_bad_seq or (anchor.bad_seq if anchor.failed else 0),
+            reason=result.reason or (anchor.reason if anchor.failed else ""),
+            anchored_seq=anchor.anchored_seq,
+            anchor_ok=anchor.ok,
+            anchor_reason=anchor.reason,
         )
+        if anchor.anchored_at is not None:
+            response.anchored_at.CopyFrom(tr.timestamp(anchor.anchored_at))
+        return response
 
 
 def _event_type_name(value: int) -> str:
@@ -389,6 +420,15 @@ def _event_type_name(value: int) -> str:
             f"types contains {value}, which is not a known EventType (UNSPECIFIED is not allowed)"
         )
     return name
+
+
+def _accepted(index: int, summary: pb.StreamMarketDataResponse) -> dict[str, str]:
+    """Where a feed resumes after its stream ended early."""
+    return {
+        "refused_message_index": str(index),
+        "accepted_messages": str(summary.batches_accepted),
+        "accepted_events": str(summary.events_accepted),
+    }
 
 
 def _tally(summary: pb.StreamMarketDataResponse, caused: list[ev.Envelope]) -> None:

@@ -20,8 +20,29 @@ class Settings(BaseSettings):
     trading_tokens_file: Path | None = Field(
         None, description="JSON file of principals: {name: {token, roles}}; see server/auth.py"
     )
+    trading_tokens_file_allow_insecure: bool = Field(
+        False,
+        description="accept (with a warning) a tokens file that others may read or change",
+    )
     database_url: str = Field(
         "sqlite:///var/trading-audit.db", description="audit store (SQLAlchemy URL)"
+    )
+    trading_anchor_file: str = Field(
+        "auto",
+        description=(
+            "append-only file the audit log's head is published to (see audit/anchor.py): "
+            "a path; 'auto': <SQLite file>.anchors on SQLite, none on PostgreSQL; 'off': none"
+        ),
+    )
+    trading_anchor_key: SecretStr | None = Field(
+        None,
+        description="HMAC key signing each anchor; unset: a random key kept in <anchor file>.key",
+    )
+    trading_anchor_every_records: int = Field(
+        10_000, gt=0, description="publish the head after this many committed records"
+    )
+    trading_anchor_every_seconds: float = Field(
+        60, gt=0, description="and at most this long after a record is committed"
     )
     trading_clock: Literal["wall", "event"] = Field(
         "wall", description="wall: machine time; event: market-event timestamps drive time"
@@ -34,6 +55,46 @@ class Settings(BaseSettings):
     paper_slippage_bps: Decimal = Field(Decimal("5"), ge=0)
     max_future_skew_seconds: int = Field(
         300, ge=0, description="market events stamped further ahead of wall time are refused"
+    )
+    # Capacity (DESIGN.md invariant 8: no client can starve another); see
+    # server/stream_limits.py and create_server in server/bootstrap.py.
+    trading_max_streams: int = Field(
+        32,
+        ge=1,
+        description="long-lived calls (StreamMarketData, SubscribeEvents, QueryAudit, health "
+        "Watch, reflection) open at once in total; more are refused with RESOURCE_EXHAUSTED",
+    )
+    trading_max_streams_per_principal: int = Field(
+        8, ge=1, description="long-lived calls one principal may have open at once"
+    )
+    trading_unary_workers: int = Field(
+        16,
+        ge=1,
+        description="threads kept for health, status and other unary calls, "
+        "on top of one per stream allowed",
+    )
+    trading_max_connections: int = Field(
+        256, ge=1, description="HTTP/2 connections open at once; more are closed on accept"
+    )
+    trading_keepalive_time_seconds: float = Field(
+        30, gt=0, description="the server pings a connection that has been quiet this long"
+    )
+    trading_keepalive_timeout_seconds: float = Field(
+        10, gt=0, description="a connection that leaves a ping unanswered this long is closed"
+    )
+    trading_connection_idle_seconds: float = Field(
+        300, gt=0, description="a connection with no call for this long is closed (GOAWAY)"
+    )
+    trading_handshake_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        description="a connection that has not completed the HTTP/2 handshake by then is closed",
+    )
+    trading_max_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="largest request message accepted (RESOURCE_EXHAUSTED above it)",
     )
     # Used by the Alpaca broker and the OpenAI advisor.
     alpaca_api_key: SecretStr | None = None

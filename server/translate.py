@@ -8,6 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from audit.records import AuditRecord
 from domain import events as ev
+from domain.errors import InvalidInput
 from domain.ideas import Analysis, AnalysisKind, IdeaState, TradeIdea
 from domain.orders import Order, OrderStatus, OrderType, Side
 from domain.portfolio import Account, Position
@@ -54,6 +55,7 @@ EVENT_TYPE_TO_PROTO: dict[type[object], int] = {
     ev.RequestRefused: events_pb2.EVENT_TYPE_REQUEST_REFUSED,
     ev.IdeaUpdated: events_pb2.EVENT_TYPE_IDEA,
     ev.AnalysisCompleted: events_pb2.EVENT_TYPE_ANALYSIS,
+    ev.CancelRequested: events_pb2.EVENT_TYPE_CANCEL_REQUESTED,
 }
 EVENT_TYPE_NAMES: dict[int, str] = {v: k.__name__ for k, v in EVENT_TYPE_TO_PROTO.items()}
 
@@ -65,7 +67,44 @@ def timestamp(value: datetime) -> Timestamp:
 
 
 def datetime_from(ts: Timestamp) -> datetime:
+    """A Timestamp this service made (or one already checked) as a UTC datetime.
+    A Timestamp from a client goes through `client_datetime` instead."""
     return ts.ToDatetime(tzinfo=UTC)
+
+
+# What a client may send, checked here before anything reaches the core or a database.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+"""0001-01-01T00:00:00Z, the first instant a google.protobuf.Timestamp may hold."""
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+"""9999-12-31T23:59:59Z, the last second a google.protobuf.Timestamp may hold."""
+MAX_SEQ = 2**63 - 1
+"""The largest seq there can ever be: seqs are BIGINT in the audit database."""
+
+
+def client_datetime(ts: Timestamp, field: str) -> datetime:
+    """A Timestamp from a client as a UTC datetime (microseconds: finer nanos are
+    dropped). InvalidInput, naming `field`, when it is outside what a Timestamp may
+    hold: seconds from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, nanos 0 to 999999999.
+    """
+    if not MIN_TIMESTAMP_SECONDS <= ts.seconds <= MAX_TIMESTAMP_SECONDS:
+        raise InvalidInput(
+            f"{field}.seconds must be from {MIN_TIMESTAMP_SECONDS} (0001-01-01T00:00:00Z) "
+            f"to {MAX_TIMESTAMP_SECONDS} (9999-12-31T23:59:59Z), got {ts.seconds}"
+        )
+    if not 0 <= ts.nanos <= 999_999_999:
+        raise InvalidInput(f"{field}.nanos must be from 0 to 999999999, got {ts.nanos}")
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def client_seq(value: int, field: str) -> int:
+    """A seq from a client, checked to be at most MAX_SEQ (a uint64 field may carry up
+    to 2**64-1, which no database integer holds); InvalidInput naming `field` otherwise."""
+    if not 0 <= value <= MAX_SEQ:
+        raise InvalidInput(
+            f"{field} must be from 0 to {MAX_SEQ} (2**63-1, the largest seq there can be), "
+            f"got {value}"
+        )
+    return value
 
 
 def signal_to_proto(s: TradeSignal) -> risk_pb2.TradeSignal:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from domain import numeric
 from domain.errors import InvalidInput
 from domain.market import MarketBatch
 from trading.v1 import market_pb2
@@ -19,6 +20,16 @@ _INF = math.inf
 NS = 1_000_000_000
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+# An error message travels in a gRPC trailer (with its ErrorInfo copy), which
+# clients cap at 16 KiB: a client's string is quoted at most this long.
+MAX_QUOTED = 40
+
+
+def quoted(value: str) -> str:
+    """A client's string as an error message shows it: repr, cut short if long."""
+    if len(value) <= MAX_QUOTED:
+        return repr(value)
+    return f"{value[:MAX_QUOTED]!r}... ({len(value)} characters)"
 
 
 def symbol(value: str, where: str = "symbol") -> str:
@@ -26,14 +37,21 @@ def symbol(value: str, where: str = "symbol") -> str:
         if not value:
             raise InvalidInput(f"{where} is empty")
         raise InvalidInput(
-            f"{where} {value!r} is malformed: use 1-10 upper-case letters, digits, '.', '-' or '/'"
+            f"{where} {quoted(value)} is malformed: "
+            "use 1-10 upper-case letters, digits, '.', '-' or '/'"
         )
     return value
 
 
 class MarketBatchReader:
     """Turns `MarketEvent` messages into a columnar `MarketBatch`, refusing the whole
-    batch at the first bad event. Symbols already seen valid skip the regex."""
+    batch at the first bad event. Symbols already seen valid skip the regex.
+
+    Prices and volumes must lie in the numeric domain (`domain.numeric`): a price
+    finite and in [MIN_PRICE, MAX_PRICE], a volume finite and in [MIN_VOLUME,
+    MAX_VOLUME]. Anything else (NaN, ±inf, subnormals, 1.7e308, -0.0) is refused
+    with BAD_MARKET_EVENT, its `event_index`, and a message naming the event,
+    the symbol, the value and the range allowed."""
 
     def __init__(self, require_timestamp: bool, max_future_skew_ns: int) -> None:
         self.require_timestamp = require_timestamp
@@ -44,17 +62,20 @@ class MarketBatchReader:
         if not events:
             raise InvalidInput("the batch has no events: send at least one")
         # One pass pulls the fields out (each access of a message field costs as
-        # much as the rest of the tick), then whole-column checks run in C:
-        # a sum is NaN or inf if any element is, min() finds non-positives.
+        # much as the rest of the tick), then whole-column checks run in C: a sum
+        # is NaN if any element is (min() and max() may skip a NaN, depending on
+        # where it sits), and min()/max() find values outside the numeric domain.
         rows = [(e.symbol, e.price, e.volume, e.timestamp) for e in events]
         symbols, prices, volumes, stamps = (list(c) for c in zip(*rows, strict=True))
         total_price = sum(prices)
         total_volume = sum(volumes)
         if not (
             total_price < _INF
-            and min(prices) > 0.0
+            and min(prices) >= numeric.MIN_PRICE
+            and max(prices) <= numeric.MAX_PRICE
             and total_volume < _INF
-            and min(volumes) >= 0.0
+            and min(volumes) >= numeric.MIN_VOLUME
+            and max(volumes) <= numeric.MAX_VOLUME
             and set(symbols) <= self._valid_symbols
         ):
             self._find_bad_event(symbols, prices, volumes)
@@ -79,13 +100,18 @@ class MarketBatchReader:
                 except InvalidInput as exc:
                     raise _event_error(i, str(exc)) from None
                 self._valid_symbols.add(sym)
-            if not 0.0 < price < _INF:
+            # Written as "inside the domain", so that NaN fails the test.
+            if not numeric.price_in_domain(price):
                 raise _event_error(
-                    i, f"event {i} ({sym}): price must be finite and > 0, got {price}"
+                    i,
+                    f"event {i} ({sym}): price must be finite and > 0, within "
+                    f"{numeric.PRICE_RANGE}; got {price!r}",
                 )
-            if not 0.0 <= volume < _INF:
+            if not numeric.volume_in_domain(volume):
                 raise _event_error(
-                    i, f"event {i} ({sym}): volume must be finite and >= 0, got {volume}"
+                    i,
+                    f"event {i} ({sym}): volume must be finite and >= 0, within "
+                    f"{numeric.VOLUME_RANGE}; got {volume!r}",
                 )
 
     def _check_stamps(

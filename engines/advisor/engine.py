@@ -27,6 +27,7 @@ from decimal import Decimal
 from functools import partial
 from typing import NoReturn, TypeVar
 
+from domain import numeric
 from domain.errors import DomainError, NotFound, PreconditionFailed, Unavailable
 from domain.events import (
     AnalysisCompleted,
@@ -51,7 +52,7 @@ from engines.advisor.analyst import (
     RiskLimits,
 )
 from engines.advisor.history import PriceHistory
-from engines.advisor.validation import validate_all
+from engines.advisor.validation import numbers_outside_domain, validate_all
 from engines.bus import Sequencer
 from engines.market import MarketPrices
 from engines.portfolio import Portfolio
@@ -137,19 +138,35 @@ class AdvisorEngine:
 
     def analyze(self, request: AnalysisRequest, principal: str) -> tuple[Analysis, list[TradeIdea]]:
         """Snapshot, ask the analyst with no lock held, then journal the outcome.
-        Raises Unavailable (recorded as a refused request) when the analyst is."""
-        context = self._bus.process(lambda: self.context(request))[0]
+        Raises Unavailable (recorded as a refused request) when the analyst is,
+        and PreconditionFailed (recorded too) when the account's numbers are
+        outside the numeric domain, so no analysis can be made from them."""
+        context = self._bus.process(lambda: self._analysable_context(request, principal))[0]
         try:
             reply = self.analyst.analyze(context)
         except Unavailable as exc:
             self._bus.process(partial(self._record_outage, principal, exc))
             raise
+        except ArithmeticError as exc:
+            # The context is checked above, so this is a number the analyst made
+            # itself; it is refused as a domain error, never left to escape as UNKNOWN.
+            error = PreconditionFailed(
+                f"the analysis could not be computed ({type(exc).__name__}); the account's "
+                "numbers may be at the edge of the numeric domain: check GetAccount"
+            )
+            self._bus.process(partial(self._record_refused_analysis, principal, error))
+            raise error from None
         return self._bus.process(lambda: self._record(context, reply, principal))[0]
 
-    def decide(self, idea_id: str, approve: bool, principal: str, reason: str) -> IdeaRecord:
+    def decide(
+        self, idea_id: str, approve: bool, principal: str, reason: str, *, at_ns: int | None = None
+    ) -> IdeaRecord:
         """A human's decision. A refusal (unknown, already decided, expired, price
-        moved) is journaled as a refused request and raised; the idea is unchanged."""
-        return self._bus.process(lambda: self._decide(idea_id, approve, principal, reason))[0]
+        moved) is journaled as a refused request and raised; the idea is unchanged.
+        `at_ns`: the recorded stamp, in a replay."""
+        return self._bus.process(
+            lambda: self._decide(idea_id, approve, principal, reason), at_ns=at_ns
+        )[0]
 
     def ideas(self, state: IdeaState | None = None) -> list[IdeaRecord]:
         """Every idea (or those in `state`), oldest first, expiry brought up to date."""
@@ -221,6 +238,23 @@ class AdvisorEngine:
             max_ideas=self.config.max_ideas,
         )
 
+    def _analysable_context(self, request: AnalysisRequest, principal: str) -> AnalysisContext:
+        """The snapshot, if every number in it is inside the numeric domain; otherwise
+        the refusal is journaled and raised (FAILED_PRECONDITION at the edge)."""
+        context = self.context(request)
+        outside = numbers_outside_domain(context)
+        if outside:
+            error = PreconditionFailed(
+                "the account cannot be analysed: "
+                + "; ".join(outside)
+                + f" (money must be finite and within {numeric.MONEY_RANGE}); a price or "
+                "fill outside the numeric domain got into the account: reconcile it with "
+                "the broker (restart) before asking again"
+            )
+            self._record_refused_analysis(principal, error)
+            raise error
+        return context
+
     # --- inside the sequencer -----------------------------------------------------------
 
     def _record(
@@ -252,6 +286,9 @@ class AdvisorEngine:
         for idea in ideas:
             self._bus.publish(IdeaUpdated(idea), caused_by=envelope.seq)
         return analysis, ideas
+
+    def _record_refused_analysis(self, principal: str, error: DomainError) -> None:
+        self._bus.publish(RequestRefused("Analyze", principal, str(error)))
 
     def _record_outage(self, principal: str, exc: Unavailable) -> None:
         self.stats.unavailable += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from domain import numeric
 from domain.events import Envelope, MarketDataReceived
 
 # How many ticks per wanted price a backward scan may visit before it gives up
@@ -59,5 +60,9 @@ class PriceHistory:
         return buffer
 
     def recent(self, symbol: str) -> tuple[float, ...]:
-        """The symbol's latest prices, oldest first (empty when none was seen)."""
-        return tuple(self._recent.get(symbol, ()))
+        """The symbol's latest prices, oldest first (empty when none was seen).
+
+        Prices outside the numeric domain are left out here, at read time, so the
+        market-data path stays a bare append: the edge refuses them, and one that
+        got in anyway must not turn a moving average into inf or NaN."""
+        return tuple(p for p in self._recent.get(symbol, ()) if numeric.price_in_domain(p))

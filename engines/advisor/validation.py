@@ -3,8 +3,11 @@ a reason it was dropped, never anything in between.
 
 The checks are against the snapshot the analyst saw (`AnalysisContext`): the
 symbol must be one the service knows and has a price for, the size must be a
-positive number of whole shares within the risk gate's position ceiling, and
-the idea must say why and name its risks. A sell larger than the position is
+positive number of whole shares within the risk gate's position ceiling (and
+at most one order's bound of the numeric domain), any limit price inside the
+price domain, and the idea must say why and name its risks. A proposal with a
+number that cannot be computed with (NaN, an overflow) is dropped with that
+reason; nothing in it can raise out of the advisor. A sell larger than the position is
 dropped too: the advisor suggests cutting risk, not opening shorts. Passing
 here proves nothing about the trade: an approved idea still meets the risk gate.
 """
@@ -16,8 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
+from domain import numeric
 from domain.ideas import AnalysisKind, IdeaState, TradeIdea
 from domain.orders import Side
+from domain.portfolio import Position
 from engines.advisor.analyst import AnalysisContext, ProposedIdea
 
 MAX_TEXT = 2000
@@ -78,7 +83,35 @@ def validate_all(
             valid.append(validate(proposal, ctx))
         except Dropped as why:
             dropped.append(f"{label}: {why}")
+        except ArithmeticError as exc:
+            # The checks below guard every number they know of; this catches the
+            # one they missed, so an analyst's odd number drops its idea, nothing more.
+            dropped.append(f"{label}: a number in it could not be computed ({type(exc).__name__})")
     return valid, dropped
+
+
+def numbers_outside_domain(ctx: AnalysisContext) -> list[str]:
+    """The account's numbers in `ctx` that are not finite or outside the money
+    domain, as "name=value" (empty when all are inside). An analysis, and the
+    cent rounding it does, is only made from numbers inside the domain."""
+    amounts: list[tuple[str, Decimal]] = [("cash", ctx.cash), ("equity", ctx.equity)]
+    for position in ctx.positions:
+        amounts += _position_amounts(position)
+    return [f"{name}={value}" for name, value in amounts if not numeric.money_in_domain(value)]
+
+
+def _position_amounts(p: Position) -> list[tuple[str, Decimal]]:
+    try:
+        value, pnl = p.market_value, p.unrealized_pnl
+    except ArithmeticError:  # inf - inf, 0 * inf: not computable, so not a number
+        value = pnl = Decimal("NaN")
+    return [
+        (f"{p.symbol} quantity", p.quantity),
+        (f"{p.symbol} average price", p.average_price),
+        (f"{p.symbol} market price", p.market_price),
+        (f"{p.symbol} market value", value),
+        (f"{p.symbol} unrealised P&L", pnl),
+    ]
 
 
 def validate(proposal: ProposedIdea, ctx: AnalysisContext) -> ValidIdea:
@@ -86,11 +119,13 @@ def validate(proposal: ProposedIdea, ctx: AnalysisContext) -> ValidIdea:
     symbol = _known_symbol(proposal.symbol, ctx)
     side = _side(proposal.side)
     reference = ctx.prices.get(symbol)
-    if reference is None or reference <= 0:
+    if reference is None or not numeric.decimal_price_in_domain(reference):
         raise Dropped(f"no market price for {symbol}, so it cannot be sized or priced")
     limit = proposal.limit_price
-    if limit is not None and not (limit.is_finite() and limit > 0):
-        raise Dropped(f"limit price must be positive, got {limit}")
+    if limit is not None and not numeric.decimal_price_in_domain(limit):
+        raise Dropped(
+            f"limit price must be positive, finite and within {numeric.PRICE_RANGE}, got {limit}"
+        )
     quantity = _quantity(proposal, limit or reference)
     if not (math.isfinite(proposal.confidence) and 0.0 <= proposal.confidence <= 1.0):
         raise Dropped(f"confidence must be between 0 and 1, got {proposal.confidence}")
@@ -144,12 +179,19 @@ def _quantity(proposal: ProposedIdea, price: Decimal) -> Decimal:
     if quantity is None:
         if proposal.notional is None:
             raise Dropped("it gives neither a quantity nor a notional")
-        if not proposal.notional.is_finite():
-            raise Dropped(f"notional must be a finite amount, got {proposal.notional}")
+        if not numeric.money_in_domain(proposal.notional):
+            raise Dropped(
+                f"notional must be a finite amount within {numeric.MONEY_RANGE}, "
+                f"got {proposal.notional}"
+            )
         # A notional is turned into whole shares at the price it would trade at.
         quantity = (proposal.notional / price).to_integral_value(rounding=ROUND_FLOOR)
     if not quantity.is_finite() or quantity <= 0:
         raise Dropped(f"quantity must be positive, got {quantity}")
+    if quantity > numeric.MAX_ORDER_QUANTITY:
+        raise Dropped(
+            f"quantity must be within {numeric.ORDER_QUANTITY_RANGE} shares, got {quantity}"
+        )
     if quantity != quantity.to_integral_value():
         raise Dropped(f"quantity must be whole shares, got {quantity}")
     return quantity.quantize(Decimal(1))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from brokers.base import Broker, BrokerError
+from domain import numeric
 from domain.errors import NotFound, PreconditionFailed, Unavailable
-from domain.events import Envelope, OrderUpdated, RiskDecisionMade
+from domain.events import CancelRequested, Envelope, OrderUpdated, RiskDecisionMade
 from domain.orders import (
     BrokerReport,
     Order,
@@ -130,6 +131,18 @@ class ExecutionEngine:
         if order_id is None:
             log.warning("report for unknown order %s ignored", report.client_order_id)
             return
+        if report.fill_quantity and not (
+            numeric.order_quantity_in_domain(report.fill_quantity)
+            and numeric.decimal_price_in_domain(report.fill_price)
+        ):
+            # A broker's number outside the domain is a broker bug: it is never booked.
+            log.error(
+                "broker report for %s refused: fill %s @ %s is outside the numeric domain",
+                report.client_order_id,
+                report.fill_quantity,
+                report.fill_price,
+            )
+            return
         try:
             self._update(
                 report.client_order_id,
@@ -205,13 +218,14 @@ class ExecutionEngine:
             )
         return [self._orders[o.order_id] for o in stale]
 
-    def cancel(self, order_id: str) -> Order:
+    def cancel(self, order_id: str, requested_by: str) -> Order:
         """Cancel an open order. Works while trading is halted: cancelling only reduces risk."""
         order = self._orders.get(order_id)
         if order is None:
             raise NotFound(f"no order with id {order_id!r}")
         if not order.is_open:
             raise PreconditionFailed(f"order {order_id} is already {order.status.value}")
+        self._bus.publish(CancelRequested(order_id, requested_by))
         try:
             self._broker.cancel_order(order.client_order_id)
         except BrokerError as exc:

@@ -28,11 +28,13 @@ from domain.signals import TradeSignal
 from engines.bus import Sequencer
 from engines.portfolio import Portfolio
 from engines.risk.rules import (
+    NON_FINITE_VALUE,
     DuplicateSignalRule,
     MarketHoursRule,
     MaxPositionSizeRule,
     MaxPositionsPerSymbolRule,
     MinConfidenceRule,
+    NumericDomainRule,
     RiskContext,
     RiskRule,
 )
@@ -51,12 +53,15 @@ class RiskConfig:
 
 
 def default_rules(config: RiskConfig, calendar: Any) -> list[RiskRule]:
+    """The rule set every signal meets. NumericDomainRule is not configurable: its
+    bounds are the service's numeric domain (`domain.numeric`), not a limit."""
     return [
         MaxPositionSizeRule(config.max_position_pct),
         MaxPositionsPerSymbolRule(config.max_positions_per_symbol),
         DuplicateSignalRule(config.duplicate_window),
         MarketHoursRule(calendar),
         MinConfidenceRule(config.min_confidence),
+        NumericDomainRule(),
     ]
 
 
@@ -104,7 +109,7 @@ class RiskEngine:
             t = self.trading
             detail = f"risk engine deactivated by {t.changed_by}: {t.reason}".rstrip(": ")
             verdicts.append(RuleVerdict("RiskEngine", False, HALT_CODE, detail))
-        verdicts.extend(rule.check(signal, ctx) for rule in self.rules)
+        verdicts.extend(_judge(rule, signal, ctx) for rule in self.rules)
         approved = all(v.passed for v in verdicts)
         decision = RiskDecision(decision_id, signal, approved, tuple(verdicts), now)
         return ApprovedTrade(decision) if approved else RejectedTrade(decision)
@@ -140,3 +145,14 @@ class RiskEngine:
         event = envelope.event
         assert isinstance(event, TradingStateChanged)
         self.trading = event.status
+
+
+def _judge(rule: RiskRule, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
+    """A rule's verdict; arithmetic on a bad number (ArithmeticError covers every
+    decimal signal, OverflowError and ZeroDivisionError) refuses the signal with
+    NON_FINITE_VALUE: every other rule still runs, and the decision is journaled."""
+    try:
+        return rule.check(signal, ctx)
+    except ArithmeticError as exc:
+        detail = f"a number could not be computed with ({type(exc).__name__}: {exc})"
+        return RuleVerdict(rule.name, False, NON_FINITE_VALUE, detail)

@@ -4,10 +4,21 @@ why every trade was allowed as well as why any was refused.
 
 Reducing a position (selling what is held, buying back a short) is never
 refused by a size or count rule: cutting risk must always be possible.
+
+Numbers fail closed (DESIGN.md invariant 7). `NumericDomainRule` refuses any
+signal whose numbers, or the account's, are not finite (NON_FINITE_VALUE) or
+lie outside the numeric domain of `domain.numeric` (OUTSIDE_NUMERIC_DOMAIN).
+The risk engine runs every rule so that a number a rule cannot compute with (a
+Decimal NaN compared, inf - inf, an overflow) refuses with NON_FINITE_VALUE
+instead of raising, and comparisons are written as "passes if inside the
+limit", so that NaN never passes a rule.
 """
 
 from __future__ import annotations
 
+import math
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +26,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from domain import numeric
 from domain.orders import Side
 from domain.risk import RiskDecision, RuleVerdict
 from domain.signals import TradeSignal
@@ -22,6 +34,9 @@ from engines.portfolio import Portfolio
 
 OK = "OK"
 REDUCES_POSITION = "REDUCES_POSITION"
+NON_FINITE_VALUE = "NON_FINITE_VALUE"
+OUTSIDE_NUMERIC_DOMAIN = "OUTSIDE_NUMERIC_DOMAIN"
+NOT_A_NUMBER = Decimal("NaN")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +75,18 @@ class _Stateless:
         pass
 
 
+def _finite(value: float | Decimal) -> bool:
+    return numeric.is_finite(value)
+
+
+def _computed(amount: Callable[[], Decimal]) -> Decimal:
+    """`amount()`, or NaN when it cannot be computed."""
+    try:
+        return amount()
+    except ArithmeticError:
+        return NOT_A_NUMBER
+
+
 class MaxPositionSizeRule(_Stateless):
     """The position after this order, valued at the signal's price, must not exceed
     `max_position_pct` of account equity. "The position after" counts the filled
@@ -89,9 +116,9 @@ class MaxPositionSizeRule(_Stateless):
         price = signal.limit_price or signal.reference_price
         notional = (exposure * price).quantize(Decimal("0.01"))
         detail = f"notional={notional} limit={limit}"
-        if equity <= 0:
+        if not equity > 0:
             return RuleVerdict(self.name, False, "NO_EQUITY", f"equity={equity}")
-        if notional > limit:
+        if not notional <= limit:
             return RuleVerdict(self.name, False, "POSITION_SIZE_EXCEEDS_LIMIT", detail)
         return RuleVerdict(self.name, True, OK, detail)
 
@@ -126,7 +153,7 @@ class MaxPositionsPerSymbolRule(_Stateless):
         )
         open_entries = filled_entries + pending
         detail = f"open={open_entries} limit={self.max_positions}"
-        if open_entries >= self.max_positions:
+        if not open_entries < self.max_positions:
             return RuleVerdict(self.name, False, "MAX_POSITIONS_PER_SYMBOL", detail)
         return RuleVerdict(self.name, True, OK, detail)
 
@@ -161,6 +188,30 @@ class DuplicateSignalRule:
             self._approved_at[(s.source, s.symbol, s.side)] = decision.decided_at
 
 
+_SESSION_TABLES: weakref.WeakKeyDictionary[Any, dict[date, tuple[datetime, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def session_table(calendar: Any) -> dict[date, tuple[datetime, ...]]:
+    """Each session's bounds by date, read from the calendar's schedule once per
+    calendar (pandas makes it take a fifth of a second; every core built on the same
+    calendar, a restart or a replay, shares it: it is plain immutable data)."""
+    table = _SESSION_TABLES.get(calendar)
+    if table is None:
+        schedule = calendar.schedule
+        # A session's label is its date; NYSE sessions never cross midnight UTC.
+        table = _SESSION_TABLES[calendar] = {
+            label.date(): tuple(
+                t.to_pydatetime()
+                for t in (row.open, row.break_start, row.break_end, row.close)
+                if not pd.isna(t)
+            )
+            for label, row in zip(schedule.index, schedule.itertuples(), strict=True)
+        }
+    return table
+
+
 class MarketHoursRule(_Stateless):
     """The core's clock must be inside a regular NYSE session, as the
     exchange-calendars package defines it: holidays, early closes and (where a
@@ -171,18 +222,9 @@ class MarketHoursRule(_Stateless):
 
     def __init__(self, calendar: Any) -> None:
         self.calendar = calendar
-        schedule = calendar.schedule
-        # A session's label is its date; NYSE sessions never cross midnight UTC.
-        self._sessions: dict[date, tuple[datetime, ...]] = {
-            label.date(): tuple(
-                t.to_pydatetime()
-                for t in (row.open, row.break_start, row.break_end, row.close)
-                if not pd.isna(t)
-            )
-            for label, row in zip(schedule.index, schedule.itertuples(), strict=True)
-        }
-        self._first = schedule.index[0].date()
-        self._last = schedule.index[-1].date()
+        self._sessions = session_table(calendar)
+        self._first = min(self._sessions)
+        self._last = max(self._sessions)
 
     def parameters(self) -> dict[str, str]:
         return {"calendar": str(self.calendar.name)}
@@ -215,7 +257,94 @@ class MinConfidenceRule(_Stateless):
         return {"min_confidence": f"{self.min_confidence:.2f}"}
 
     def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
-        detail = f"confidence={signal.confidence:.2f} minimum={self.min_confidence:.2f}"
-        if signal.confidence < self.min_confidence:
+        confidence = signal.confidence
+        detail = f"confidence={confidence:.2f} minimum={self.min_confidence:.2f}"
+        if not math.isfinite(confidence):
+            return RuleVerdict(self.name, False, NON_FINITE_VALUE, detail)
+        # "At least the minimum" passes; written so that NaN (had it got here) fails.
+        if not confidence >= self.min_confidence:
             return RuleVerdict(self.name, False, "CONFIDENCE_BELOW_MINIMUM", detail)
         return RuleVerdict(self.name, True, OK, detail)
+
+
+class NumericDomainRule(_Stateless):
+    """Every number the decision rests on must be finite and inside the numeric
+    domain (`domain.numeric`): the signal's confidence, quantity, reference and
+    limit price and notional, the account's equity, and the signal symbol's
+    position (quantity, average price, mark and unrealised P&L).
+
+    Not finite (NaN, ±inf, or not computable) refuses with NON_FINITE_VALUE;
+    finite but outside the domain refuses with OUTSIDE_NUMERIC_DOMAIN. The
+    detail names each offending value. It applies to position-reducing signals
+    too: a number that is not a number cannot be judged, so it is never passed.
+    """
+
+    name = "NumericDomainRule"
+
+    def parameters(self) -> dict[str, str]:
+        return {
+            "price": numeric.PRICE_RANGE,
+            "order_quantity": numeric.ORDER_QUANTITY_RANGE,
+            "money": numeric.MONEY_RANGE,
+            "confidence": numeric.CONFIDENCE_RANGE,
+        }
+
+    def check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
+        price = signal.limit_price if signal.limit_price is not None else signal.reference_price
+        # (label, value, inside the domain?, the domain); each check is only
+        # asked of a finite value, so a Decimal NaN is never compared.
+        values: list[tuple[str, float | Decimal, Callable[[Any], bool], str]] = [
+            (
+                "confidence",
+                signal.confidence,
+                numeric.confidence_in_domain,
+                numeric.CONFIDENCE_RANGE,
+            ),
+            (
+                "quantity",
+                signal.quantity,
+                numeric.order_quantity_in_domain,
+                numeric.ORDER_QUANTITY_RANGE,
+            ),
+            (
+                "reference_price",
+                signal.reference_price,
+                numeric.decimal_price_in_domain,
+                numeric.PRICE_RANGE,
+            ),
+        ]
+        if signal.limit_price is not None:
+            values.append(
+                (
+                    "limit_price",
+                    signal.limit_price,
+                    numeric.decimal_price_in_domain,
+                    numeric.PRICE_RANGE,
+                )
+            )
+        money = [
+            ("notional", _computed(lambda: signal.quantity * price)),
+            ("equity", _computed(ctx.portfolio.equity)),
+        ]
+        position = next((p for p in ctx.portfolio.positions() if p.symbol == signal.symbol), None)
+        if position is not None:
+            held = position
+            # A position may have grown past one order's bound, so its quantity need
+            # only be finite; its prices are held to the money bound, not the price
+            # domain, because a fill at the top of the domain plus slippage is above it.
+            values.append(("position_quantity", held.quantity, _finite, "finite"))
+            money += [
+                ("average_price", held.average_price),
+                ("market_price", held.market_price),
+                ("unrealized_pnl", _computed(lambda: held.unrealized_pnl)),
+            ]
+        values += [(label, v, numeric.money_in_domain, numeric.MONEY_RANGE) for label, v in money]
+        non_finite = [f"{label}={v}" for label, v, _, _ in values if not numeric.is_finite(v)]
+        if non_finite:
+            return RuleVerdict(self.name, False, NON_FINITE_VALUE, " ".join(non_finite))
+        outside = [
+            f"{label}={v} outside {domain}" for label, v, inside, domain in values if not inside(v)
+        ]
+        if outside:
+            return RuleVerdict(self.name, False, OUTSIDE_NUMERIC_DOMAIN, "; ".join(outside))
+        return RuleVerdict(self.name, True, OK, "every number finite and inside the domain")

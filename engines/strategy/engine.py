@@ -17,7 +17,7 @@ from domain.errors import NotFound
 from domain.events import Envelope, SignalGenerated, StrategyStateChanged
 from domain.market import MarketBatch
 from domain.signals import TradeSignal
-from engines.bus import JOURNAL_TICKS, Sequencer
+from engines.bus import Sequencer, TickLocator
 from engines.market import MarketPrices
 from engines.strategy.base import BaseStrategy, SignalIntent, StrategyStateStore
 from engines.strategy.sizing import FractionOfEquitySizer
@@ -95,19 +95,20 @@ class StrategyEngine:
 
     # --- the hot path ----------------------------------------------------------------
 
-    def on_market_data(self, batch: MarketBatch, source: str) -> None:
+    def on_market_data(self, batch: MarketBatch, locate: TickLocator) -> None:
         """Two passes, same result as tick-by-tick:
 
         1. each strategy runs over its symbol's ticks in one call (strategies never
            see the portfolio, so they may run ahead within the batch);
-        2. if any tick caused a crossing, the staged market data is journaled, and
-           the crossings are replayed in tick order: last prices are brought up to
+        2. the crossings are replayed in tick order: last prices are brought up to
            the crossing's tick, the clock is moved to its time, and the signal is
            sized and published, so sizing and risk see the world as of that tick.
+
+        The sequencer journaled (or staged) the batch before this runs; `locate`
+        names the journal record of a tick, journaling staged ticks first.
         """
         symbols, prices, stamps = batch.symbols, batch.prices, batch.timestamps_ns
         self._bus.clock.observe(stamps[0])
-        offset = self._bus.stage_market_data(batch, source)
         crossings: list[tuple[int, int, BaseStrategy, str, SignalIntent]] = []
         distinct = set(symbols)
         for symbol in sorted(distinct.intersection(self._routes)):
@@ -125,18 +126,14 @@ class StrategyEngine:
                 ):
                     crossings.append((positions[k], rank, strategy, symbol, intent))
         last = self._prices.last
-        if crossings or self._bus.staged_ticks >= JOURNAL_TICKS:
-            journaled = self._bus.journal_market_data()
-            assert journaled is not None
-            done = 0
-            for index, _rank, strategy, symbol, intent in sorted(crossings, key=_tick_order):
-                last.update(zip(symbols[done : index + 1], prices[done : index + 1], strict=True))
-                done = index + 1
-                self._bus.clock.observe(stamps[index])
-                self._emit(strategy, intent, symbol, prices[index], journaled.seq, offset + index)
-            last.update(zip(symbols[done:], prices[done:], strict=True))
-        else:
-            last.update(zip(symbols, prices, strict=True))
+        done = 0
+        for index, _rank, strategy, symbol, intent in sorted(crossings, key=_tick_order):
+            last.update(zip(symbols[done : index + 1], prices[done : index + 1], strict=True))
+            done = index + 1
+            self._bus.clock.observe(stamps[index])
+            record_seq, tick_index = locate(index)
+            self._emit(strategy, intent, symbol, prices[index], record_seq, tick_index)
+        last.update(zip(symbols[done:], prices[done:], strict=True))
         self._bus.clock.observe(stamps[-1])
 
     def _emit(

@@ -24,14 +24,24 @@ z = 1, a swing no bigger than a random walk's, gives 0.5; the default 0.6
 threshold needs z >= 1.22. A sustained reversal that carries the short MA
 clearly through scores 0.8 to 0.99; price wandering sideways around a level
 crosses often, with a swing far below a random walk's, and scores under 0.1.
-A path with no noise at all scores 1.
+A path with no noise at all scores 1 (the limit as z -> inf; a documented case).
+A move that cannot be measured (a volatility or swing that is NaN or infinite,
+or a price in the window that is not positive and finite) scores 0 with
+z = NaN, so it fails any positive confidence threshold (MinConfidenceRule's
+default is 0.6): the core fails closed.
 
 The work per tick is O(1): two running sums over a ring of the last long +
 short prices, and the sign of their difference. Only a crossing tick, which is
 rare, does O(long + short) work to score itself from the ring (exact sums, no
-drift). The running sums are kept in floating point; their rounding error
-stays far below a cent over millions of ticks, and a replay reproduces it
-exactly.
+drift). The running sums are kept in floating point and rebuilt from the ring
+once per lap of it (every long + short ticks), so their rounding error never
+builds up past one lap, and a price huge enough to swamp them is forgotten a
+lap after it has left the window. A sign change of the running sums is
+confirmed with exact sums from the ring before it counts as a crossing (rare,
+so free), so garbage left by such a price cannot invent one. A sum that has
+become NaN or infinite is rebuilt at once, and while a window holds a
+non-finite value no crossing is judged, so one bad tick cannot silence a symbol
+until a restart. A replay reproduces all of it exactly.
 """
 
 from __future__ import annotations
@@ -43,6 +53,8 @@ from typing import Any
 
 from domain.orders import Side
 from engines.strategy.base import BaseStrategy, SignalIntent
+
+_INF = math.inf
 
 
 class MovingAverageState:
@@ -122,6 +134,7 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
         size = len(ring)
         i, count, side = st.index, st.count, st.side
         sum_short, sum_long = st.sum_short, st.sum_long
+        neg_inf, inf = -_INF, _INF  # locals: the finiteness check runs every tick
         crossings: list[tuple[int, SignalIntent]] = []
         for k, price in enumerate(prices):
             count += 1
@@ -133,25 +146,62 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
             i += 1
             if i == size:
                 i = 0
+                # Once a lap (every long + short ticks, so O(1) a tick) the sums are
+                # rebuilt from the ring: rounding error cannot build up past one lap,
+                # and a huge price that swamped them is forgotten once it has left.
+                sum_long, sum_short = _window_sum(ring, 0, long_n), _window_sum(ring, 0, short_n)
             if count < long_n:
                 continue
             # The sign of short_ma - long_ma, without dividing.
             diff = sum_short * long_n - sum_long * short_n
+            if not neg_inf < diff < inf:
+                # NaN or inf in the sums (inf - inf stays NaN forever): rebuild them
+                # from the window, which no longer holds a value that has left it.
+                sum_long, sum_short = _window_sum(ring, i, long_n), _window_sum(ring, i, short_n)
+                diff = sum_short * long_n - sum_long * short_n
+                if not neg_inf < diff < inf:
+                    continue  # the averages are not finite: no crossing can be judged
             new_side = 1 if diff > 0.0 else -1 if diff < 0.0 else side
             if new_side != side:
-                if side:
-                    crossings.append((k, self._score(new_side, ring, i, count)))
-                side = new_side
+                # Confirmed with exact sums before it is believed (rare, so free): a
+                # running sum that absorbed a huge price is garbage once that price
+                # has left, and must not invent a crossing.
+                sum_long, sum_short = _window_sum(ring, i, long_n), _window_sum(ring, i, short_n)
+                diff = sum_short * long_n - sum_long * short_n
+                if not neg_inf < diff < inf:
+                    continue  # exact sums overflow: the averages are not finite
+                new_side = 1 if diff > 0.0 else -1 if diff < 0.0 else side
+                if new_side != side:
+                    if side:
+                        crossings.append((k, self._score(new_side, ring, i, count)))
+                    side = new_side
         st.index, st.count, st.side = i, count, side
         st.sum_short, st.sum_long = sum_short, sum_long
         return crossings
 
     def _score(self, side: int, ring: list[float], next_index: int, count: int) -> SignalIntent:
         """Confidence of a crossing (see the module docstring), from the ring:
-        O(long + short) work, only on a crossing tick."""
+        O(long + short) work, only on a crossing tick.
+
+        Fails closed: when the move cannot be measured (a price in the window that
+        is not positive and finite, or a volatility or swing that overflowed to
+        inf or NaN) the confidence is 0, never the zero-noise limit of 1."""
         short_n, long_n = self.short_period, self.long_period
         window = ring[next_index:] + ring[:next_index]  # oldest first, newest last
         known = min(count, len(window))
+        direction = "above" if side > 0 else "below"
+        intent_side = Side.BUY if side > 0 else Side.SELL
+        crossed = f"{short_n}-period MA crossed {direction} the {long_n}-period MA"
+        # The edge keeps prices inside the numeric domain, but the core does not
+        # rely on it: a zero, negative or non-finite price would divide by zero
+        # or poison every sum below.
+        if not all(0.0 < p < _INF for p in window[len(window) - known :]):
+            return SignalIntent(
+                intent_side,
+                0.0,
+                f"{crossed}; a price in the window is not positive and finite, "
+                "so the move cannot be measured: confidence 0",
+            )
         spread = _spread(window, len(window), short_n, long_n)
         # Until long + short ticks are known the spread short_n ticks ago is not:
         # taking it as 0 understates the swing, so an early crossing is judged
@@ -162,21 +212,38 @@ class MovingAverageCrossoverStrategy(BaseStrategy):
         recent = window[len(window) - min(known, long_n + 1) :]
         returns = [b / a - 1.0 for a, b in itertools.pairwise(recent)]
         mean = sum(returns) / len(returns)
-        sigma = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
+        # d * d, not d ** 2: float ** raises OverflowError where * gives inf.
+        sigma = math.sqrt(sum(d * d for d in (r - mean for r in returns)) / len(returns))
         swing = abs(spread - spread_then)
         noise = sigma * self._noise_factor
-        if noise > 0.0:
-            z = swing / noise
-            confidence = z * z / (z * z + 1.0)
-        else:
-            z = math.inf
-            confidence = 1.0 if swing > 0.0 else 0.0
-        direction = "above" if side > 0 else "below"
-        rationale = (
-            f"{short_n}-period MA crossed {direction} the {long_n}-period MA; "
-            f"swing {swing:.4%} vs noise {noise:.4%} (z={z:.2f})"
-        )
-        return SignalIntent(Side.BUY if side > 0 else Side.SELL, confidence, rationale)
+        z, confidence = swing_confidence(swing, noise)
+        rationale = f"{crossed}; swing {swing:.4%} vs noise {noise:.4%} (z={z:.2f})"
+        if math.isnan(z):
+            rationale += "; the move cannot be measured (a non-finite value): confidence 0"
+        return SignalIntent(intent_side, confidence, rationale)
+
+
+def swing_confidence(swing: float, noise: float) -> tuple[float, float]:
+    """(z, confidence) of a swing against the noise a random walk would make.
+
+    The documented limit stays: no noise and a positive swing score 1 (z = inf),
+    and so does a z too large to square. A NaN or infinite swing or noise (a
+    volatility that overflowed) is not a limit but a failure to measure: it
+    scores 0 with z = NaN, so it fails any positive confidence threshold."""
+    if not (-_INF < swing < _INF and -_INF < noise < _INF):
+        return math.nan, 0.0
+    if noise > 0.0:
+        z = swing / noise
+        z_squared = z * z
+        return z, z_squared / (z_squared + 1.0) if z_squared < _INF else 1.0
+    return math.inf, 1.0 if swing > 0.0 else 0.0
+
+
+def _window_sum(ring: list[float], next_index: int, n: int) -> float:
+    """The sum of the last `n` prices of the ring, whose next slot is `next_index`."""
+    if n <= next_index:
+        return sum(ring[next_index - n : next_index])
+    return sum(ring[next_index - n :]) + sum(ring[:next_index])
 
 
 def _spread(window: list[float], end: int, short_n: int, long_n: int) -> float:

@@ -106,21 +106,22 @@ def test_commit_whose_reply_is_lost_is_neither_repeated_nor_skipped(
 
 
 @pytest.mark.postgres
-def test_backlog_is_bounded_during_an_outage(
+def test_a_full_backlog_has_no_room_and_empties_when_the_database_returns(
     pg_url: str, open_store: OpenStore, proxy: TcpProxy
 ) -> None:
+    """The backlog's cap is what `room()` says; the sequencer admits no input past
+    it, while rows an admitted input appends are never refused (it runs whole)."""
     store = open_store(pg.with_port(pg_url, proxy.port), max_pending=5)
     proxy.cut()
     for i in range(1, 6):
         store.append(record(i))
-    with pytest.raises(Unavailable, match="5 rows are waiting for the database"):
-        store.append(record(6))
-    assert store.last_seq() == 5  # the refused row took no seq
+    assert store.room() == 0
+    assert store.append(record(6)).seq == 6  # what an admitted input publishes fits
+    assert store.room() == -1
 
     proxy.restore()
     store.flush()
-    assert store.append(record(6)).seq == 6
-    store.flush()
+    assert store.room() == 5
     assert _seqs(store) == [1, 2, 3, 4, 5, 6]
 
 

@@ -25,6 +25,7 @@ def test_a_refused_message_says_where_to_resume(svc: RunningService) -> None:
     assert dict(info.metadata) == {
         "refused_message_index": "2",
         "event_index": "1",
+        "cause": "BAD_MARKET_EVENT",
         "accepted_messages": "2",
         "accepted_events": "3",
     }

@@ -29,6 +29,7 @@ def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
         "DuplicateSignalRule",
         "MarketHoursRule",
         "MinConfidenceRule",
+        "NumericDomainRule",
     }
 
     [order] = client.list_order_history().orders

@@ -31,7 +31,7 @@ def test_a_trade_within_every_limit_is_approved_with_each_verdict_recorded(paper
     decision = paper.signal(quantity="40", price="100")  # 4,000 of 100,000
 
     assert decision.approved
-    assert [v.code for v in decision.verdicts] == ["OK"] * 5
+    assert [v.code for v in decision.verdicts] == ["OK"] * 6  # five limits and NumericDomainRule
     [payload] = paper.payloads("RiskDecisionMade")
     size = payload["decision"]["verdicts"][0]
     assert size == {
@@ -158,7 +158,7 @@ def test_every_rule_is_evaluated_even_after_one_fails(paper: Harness) -> None:
     paper.at(datetime(2024, 3, 9, 15, 0, tzinfo=UTC))
     decision = paper.signal(quantity="100", confidence=0.1)
 
-    assert len(decision.verdicts) == 5
+    assert len(decision.verdicts) == 6
     assert failed_codes(decision) == {
         "POSITION_SIZE_EXCEEDS_LIMIT",
         "OUTSIDE_MARKET_HOURS",

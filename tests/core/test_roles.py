@@ -29,6 +29,7 @@ OPERATOR_ONLY = {"ActivateStrategy", "DeactivateStrategy", "ActivateRisk", "Deac
 def team(start_service: StartService, tmp_path: Path) -> RunningService:
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps(PEOPLE))
+    path.chmod(0o600)  # a tokens file others may read is refused
     return start_service(trading_tokens_file=str(path))
 
 
@@ -97,5 +98,6 @@ def test_a_bad_tokens_file_is_refused_with_the_reason(
 ) -> None:
     path = tmp_path / "tokens.json"
     path.write_text(content)
+    path.chmod(0o600)
     with pytest.raises(ValueError, match=problem):
         load_tokens_file(path)
