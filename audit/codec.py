@@ -84,6 +84,8 @@ def _plain(value: Any) -> Any:
         return _batch_payload(value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
 
 
@@ -160,6 +162,9 @@ def _build(tp: Any, value: Any) -> Any:
     if origin is list:
         (item,) = typing.get_args(tp)
         return [_build(item, v) for v in value]
+    if origin is dict:
+        _key, item = typing.get_args(tp)
+        return {k: _build(item, v) for k, v in value.items()}
     if tp is MarketBatch:
         return _batch_from_payload(value)
     if tp is Decimal:

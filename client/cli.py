@@ -10,17 +10,21 @@ Exit status: 0 success; 1 the service failed or could not be reached
 (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...); 2 the request was refused as
 given (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNAUTHENTICATED,
 PERMISSION_DENIED, ...) or the command line was wrong; 3 `audit verify` found
-the hash chain broken; 130 interrupted. An RPC error prints
-``error: <CODE>: <details>`` on stderr, never a traceback.
+the hash chain broken; 130 interrupted. `risk check` and `order buy|sell`
+exit 1 when the risk gate would refuse (or refused) the order. An RPC error
+prints ``error: <CODE>: <details>`` on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Final, TextIO, TypeVar
 
@@ -31,7 +35,7 @@ from google.protobuf.message import Message
 from client import render
 from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
 from client.sdk import AuditFilters, TradingClient
-from trading.v1 import advisor_pb2, events_pb2
+from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 DEFAULT_TARGET: Final = "127.0.0.1:50051"
@@ -39,6 +43,8 @@ DEFAULT_TARGET: Final = "127.0.0.1:50051"
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_REFUSED: Final = 2
+# `risk check` and `order`: the risk gate would refuse, or refused, the order.
+EXIT_GATE_REFUSED: Final = 1
 EXIT_AUDIT_BROKEN: Final = 3
 EXIT_INTERRUPTED: Final = 130
 
@@ -121,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tradectl",
         description="Drive the trading service.",
-        epilog="Exit status: 0 ok, 1 service failure, 2 refused request or bad usage, "
-        "3 broken audit chain.",
+        epilog="Exit status: 0 ok, 1 service failure (and for `risk check` and `order`: "
+        "the risk gate refuses), 2 refused request or bad usage, 3 broken audit chain.",
     )
     parser.add_argument(
         "--target",
@@ -189,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         risk,
         "status",
-        _unary(lambda c, a: c.get_risk_status(a.recent), render.outline),
-        "rules, totals, recent decisions",
+        _unary(lambda c, a: c.get_risk_status(a.recent), render.risk_status_text),
+        "trading state and causes in force, each rule's counts, recent decisions",
     ).add_argument(
         "--recent", type=int, default=0, metavar="N", help="include the last N decisions"
     )
@@ -206,6 +212,69 @@ def build_parser() -> argparse.ArgumentParser:
         _unary(lambda c, a: c.deactivate_risk(a.reason), lambda r: render.outline(r.trading)),
         "halt trading: every new signal is rejected",
     ).add_argument("--reason", required=True, help="recorded in the audit log")
+    state = command(
+        risk,
+        "state",
+        _unary(_set_trading_state, render.trading_state_text),
+        "set the operator's trading state (reducing: only trades that cut a position pass;"
+        " halted: every new signal is rejected), or reset the daily loss breaker",
+    )
+    state.add_argument("state", choices=tuple(TRADING_STATES))
+    state.add_argument(
+        "--reason", default="", help="recorded in the audit log; required for reducing and halted"
+    )
+    state.add_argument(
+        "--cause",
+        choices=tuple(TRADING_CAUSES),
+        help="whose setting: operator (default), or daily_loss_breaker with active to reset it",
+    )
+    check = command(
+        risk,
+        "check",
+        _order_check,
+        "dry run: every rule's verdict on an order, with no side effect"
+        " (exit 0 if it would pass, 1 if not)",
+    )
+    check.add_argument("symbol")
+    check.add_argument("side", choices=tuple(SIDES))
+    check.add_argument("quantity", type=_decimal, metavar="QTY")
+    check.add_argument("--limit", type=_decimal, metavar="PRICE", help="a limit order's price")
+    limits = command(
+        risk,
+        "limits",
+        _unary(lambda c, a: c.get_risk_status(), lambda r: render.limits_table(r.limits)),
+        "the risk limits in force; `limits set KEY=VALUE ...` changes some",
+    )
+    limits_set = command(
+        limits.add_subparsers(dest="limits_action", metavar="ACTION"),
+        "set",
+        _unary(_update_risk_limits, render.limits_update_text),
+        "change risk limits, all or none (durations in seconds, booleans true/false)",
+    )
+    limits_set.add_argument("limits", nargs="+", type=_key_value, metavar="KEY=VALUE")
+    limits_set.add_argument("--reason", required=True, help="recorded in the audit log")
+    flatten = command(
+        risk,
+        "flatten",
+        _flatten,
+        "the kill switch: halt, cancel every working order, close every position (needs --yes)",
+    )
+    flatten.add_argument("--reason", required=True, help="recorded in the audit log")
+    flatten.add_argument("--yes", action="store_true", help="confirm: this closes every position")
+
+    order = group("order", "place an order by hand, through the risk gate")
+    for verb in SIDES:
+        placing = command(
+            order,
+            verb,
+            _submit_order,
+            f"{verb} at market, or at --limit PRICE (exit 1 if the risk gate refuses it)",
+        )
+        placing.add_argument("symbol")
+        placing.add_argument("quantity", type=_decimal, metavar="QTY")
+        placing.add_argument("--limit", type=_decimal, metavar="PRICE", help="a limit price")
+        placing.add_argument("--reason", default="", help="recorded in the audit log")
+        placing.set_defaults(side=verb)
 
     orders = group("orders", "open and past orders")
     for listing in (
@@ -321,14 +390,26 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--reason", default="", help="recorded with the decision")
         decide.set_defaults(decision=IDEA_DECISIONS[verb])
 
-    stream = command(
-        commands, "stream", _unary(_stream_file, render.outline), "stream a market-data CSV file"
-    )
+    stream = command(commands, "stream", _stream, "stream a market-data CSV file, exactly once")
     stream.add_argument(
         "file", nargs="?", type=Path, default=DEFAULT_BARS, help="default: the bundled daily bars"
     )
-    stream.add_argument("--batch-size", type=int, default=500)
+    stream.add_argument("--batch-size", type=int, default=STREAM_BATCH_SIZE)
     stream.add_argument("--symbol", dest="symbols", action="append", help="only this symbol")
+    stream.add_argument(
+        "--feed-id",
+        default="",
+        help="the feed's name: the service drops a message of it already accepted, so a "
+        "resend is exactly once (default: tradectl:<file name>, with the symbols and a "
+        "batch size other than the default; give a new one to stream the same file again)",
+    )
+    stream.add_argument(
+        "--tries",
+        type=int,
+        default=STREAM_TRIES,
+        help="on UNAVAILABLE, resend the whole file, with the same feed id and message "
+        "numbers, up to this many tries in all, with backoff (default %(default)s)",
+    )
     return parser
 
 
@@ -357,6 +438,36 @@ IDEA_DECISIONS: Final = {
     "approve": advisor_pb2.IDEA_DECISION_APPROVE,
     "reject": advisor_pb2.IDEA_DECISION_REJECT,
 }
+
+
+# The command line's names for the risk gate's enums.
+TRADING_STATES: Final = {
+    "active": risk_pb2.TRADING_STATE_ACTIVE,
+    "reducing": risk_pb2.TRADING_STATE_REDUCING,
+    "halted": risk_pb2.TRADING_STATE_HALTED,
+}
+TRADING_CAUSES: Final = {
+    "operator": risk_pb2.TRADING_CAUSE_OPERATOR,
+    "daily_loss_breaker": risk_pb2.TRADING_CAUSE_DAILY_LOSS_BREAKER,
+}
+SIDES: Final = {"buy": orders_pb2.SIDE_BUY, "sell": orders_pb2.SIDE_SELL}
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
+    if not number.is_finite():
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return number
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
 
 
 def _event_type(text: str) -> events_pb2.EventType.ValueType:
@@ -456,6 +567,51 @@ def _simulation_text(response: pb.SimulateMarketEventResponse) -> str:
     return "\n".join(lines)
 
 
+def _set_trading_state(
+    client: TradingClient, args: argparse.Namespace
+) -> pb.SetTradingStateResponse:
+    cause = TRADING_CAUSES[args.cause] if args.cause else None
+    return client.set_trading_state(TRADING_STATES[args.state], args.reason, cause=cause)
+
+
+def _order_check(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+    response = client.check_order(
+        args.symbol, SIDES[args.side], args.quantity, limit_price=args.limit
+    )
+    out.show(response, render.order_check_text)
+    return EXIT_OK if response.approved else EXIT_GATE_REFUSED
+
+
+def _update_risk_limits(
+    client: TradingClient, args: argparse.Namespace
+) -> pb.UpdateRiskLimitsResponse:
+    limits: dict[str, str] = {}
+    for key, value in args.limits:
+        if key in limits:
+            raise ValueError(f"limit {key} is given twice")
+        limits[key] = value
+    return client.update_risk_limits(limits, args.reason)
+
+
+def _flatten(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+    if not args.yes:
+        print(
+            "error: flatten cancels every order and closes every position: add --yes to confirm",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    out.show(client.flatten(args.reason), render.flatten_text)
+    return EXIT_OK
+
+
+def _submit_order(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+    response = client.submit_order(
+        args.symbol, SIDES[args.side], args.quantity, limit_price=args.limit, reason=args.reason
+    )
+    out.show(response, render.order_submission_text)
+    return EXIT_OK if response.decision.approved else EXIT_GATE_REFUSED
+
+
 def _analyze(client: TradingClient, args: argparse.Namespace) -> pb.AnalyzeResponse:
     return client.analyze(args.symbols, args.question, ANALYSIS_KINDS[args.kind])
 
@@ -477,9 +633,72 @@ def _decide_idea(client: TradingClient, args: argparse.Namespace) -> pb.DecideId
     return client.decide_idea(args.idea_id, args.decision, args.reason)
 
 
-def _stream_file(client: TradingClient, args: argparse.Namespace) -> pb.StreamMarketDataResponse:
+STREAM_BATCH_SIZE: Final = 500
+STREAM_TRIES: Final = 5
+# Seconds before the first resend after UNAVAILABLE; doubled after each one.
+STREAM_BACKOFF_SECONDS = 0.5
+
+
+def _stream(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+    """Stream the file as a named feed; on UNAVAILABLE resend all of it with the same
+    feed id and numbers (the service drops what it already accepted), with backoff."""
+    if args.tries < 1:
+        raise ValueError(f"--tries must be at least 1, got {args.tries}")
     events = to_market_events(load_bars(args.file, args.symbols))
-    return client.stream_market_data(batches(events, args.batch_size))
+    batches(events, args.batch_size)  # a bad --batch-size fails before anything is sent
+    feed_id = args.feed_id or default_feed_id(args.file, args.symbols, args.batch_size)
+    delay = STREAM_BACKOFF_SECONDS
+    for attempt in range(1, args.tries + 1):
+        try:
+            summary = client.stream_market_data(batches(events, args.batch_size), feed_id=feed_id)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == args.tries:
+                raise
+            print(
+                f"warning: UNAVAILABLE: {error.details() or ''}\n"
+                f"resending {args.file.name} from the start as feed {feed_id!r} in "
+                f"{delay:g}s (try {attempt + 1} of {args.tries}); what was accepted is dropped",
+                file=sys.stderr,
+                flush=True,
+            )
+            _pause(delay)
+            delay *= 2
+            continue
+        out.show(summary, _stream_text)
+        return EXIT_OK
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def default_feed_id(path: Path, symbols: Sequence[str] | None, batch_size: int) -> str:
+    """tradectl:<file name>, plus [SYMBOLS] when filtered and /<size> for a batch size
+    other than the default: message k of one feed must always hold the same ticks.
+    Cut to the service's 128 characters with a digest of the whole."""
+    name = f"tradectl:{path.name}"
+    if symbols:
+        name += f"[{','.join(sorted({s.upper() for s in symbols}))}]"
+    if batch_size != STREAM_BATCH_SIZE:
+        name += f"/{batch_size}"
+    if len(name) > 128:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        name = f"{name[:111]}~{digest}"
+    return name
+
+
+def _stream_text(summary: pb.StreamMarketDataResponse) -> str:
+    """The summary, then duplicates dropped and the risk rejections by reason code."""
+    shown = pb.StreamMarketDataResponse()
+    shown.CopyFrom(summary)
+    shown.ClearField("duplicates_dropped")
+    shown.ClearField("rejections_by_code")
+    lines = [render.outline(shown), f"duplicates dropped: {summary.duplicates_dropped}"]
+    by_code = sorted(summary.rejections_by_code.items(), key=lambda item: (-item[1], item[0]))
+    lines.append("rejections by code:" if by_code else "rejections by code: none")
+    lines += (f"  {code}: {count}" for code, count in by_code)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ in both. Decimal strings are shown as the service sent them, never re-rounded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
 from typing import Final
 
@@ -271,6 +271,177 @@ def strategies_table(strategies: Iterable[pb.Strategy]) -> str:
             )
             for s in strategies
         ),
+    )
+
+
+# --- the risk gate ----------------------------------------------------------------
+
+
+def trading_line(status: risk_pb2.TradingStatus) -> str:
+    """`STATE by who since when (CAUSE): reason`, leaving out what is not known.
+
+    `changed_at` is unset before any change, so a fresh ACTIVE reads just `ACTIVE`.
+    """
+    parts = [label(status, "state")]
+    if status.changed_by:
+        parts.append(f"by {status.changed_by}")
+    if when(status.changed_at) != "-":
+        parts.append(f"since {when(status.changed_at)}")
+    if status.cause:
+        parts.append(f"({label(status, 'cause')})")
+    line = " ".join(parts)
+    return f"{line}: {status.reason}" if status.reason else line
+
+
+def causes_text(causes: Sequence[risk_pb2.TradingStatus]) -> str:
+    """Every cause in force as a table under `causes in force:`, or `causes in force: none`."""
+    if not causes:
+        return "causes in force: none"
+    rows = table(
+        ("CAUSE", "STATE", "BY", "SINCE", "REASON"),
+        (
+            (
+                label(c, "cause"),
+                label(c, "state"),
+                c.changed_by or "-",
+                when(c.changed_at),
+                c.reason or "-",
+            )
+            for c in causes
+        ),
+    )
+    return "\n".join(["causes in force:", *(f"{_INDENT}{row}" for row in rows.splitlines())])
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def trading_state_text(response: pb.SetTradingStateResponse) -> str:
+    """What setting the state did (the service's own words), the effective state, its causes."""
+    lines = [response.message] if response.message else []
+    lines += [
+        f"trading: {trading_line(response.trading)}",
+        f"changed: {_yes(response.changed)}",
+        causes_text(response.causes),
+    ]
+    return "\n".join(lines)
+
+
+def rules_table(rules: Iterable[risk_pb2.RiskRule]) -> str:
+    """Each rule's counts since the service started and since the audit log began (LOG),
+    whether it judges trades that only reduce a position, and its parameters."""
+    return table(
+        (
+            "RULE",
+            "PASSED",
+            "REJECTED",
+            "PASSED(LOG)",
+            "REJECTED(LOG)",
+            "REDUCING TRADES",
+            "PARAMETERS",
+        ),
+        (
+            (
+                r.name,
+                str(r.passed),
+                str(r.rejected),
+                str(r.passed_total),
+                str(r.rejected_total),
+                "judged" if r.applies_to_reducing else "exempt",
+                " ".join(f"{k}={v}" for k, v in sorted(r.parameters.items())) or "-",
+            )
+            for r in rules
+        ),
+    )
+
+
+def risk_status_text(response: pb.GetRiskStatusResponse) -> str:
+    """The gate at a glance: the effective state and its causes, totals, every rule, and
+    the recent decisions asked for."""
+    lines = [
+        f"trading: {trading_line(response.trading)}",
+        causes_text(response.causes),
+        f"decisions since start: {response.approvals} approved, {response.rejections} rejected",
+        "rules (counts since start, and (LOG) since the audit log began):",
+        *(f"{_INDENT}{row}" for row in rules_table(response.rules).splitlines()),
+    ]
+    if response.recent_decisions:
+        lines.append(f"recent decisions ({len(response.recent_decisions)}):")
+        lines += (f"{_INDENT}{decision_line(d)}" for d in response.recent_decisions)
+    return "\n".join(lines)
+
+
+def limits_table(limits: Mapping[str, str]) -> str:
+    """Every risk limit in force, by key (the keys UpdateRiskLimits takes)."""
+    return table(("LIMIT", "VALUE"), sorted(limits.items()))
+
+
+def limits_update_text(response: pb.UpdateRiskLimitsResponse) -> str:
+    """The limits the update changed, with their previous values."""
+    changed = [
+        (key, response.previous.get(key, "-"), value)
+        for key, value in sorted(response.limits.items())
+        if response.previous.get(key) != value
+    ]
+    if not changed:
+        return "no limit changed: every value given was already in force"
+    return table(("LIMIT", "PREVIOUS", "VALUE"), changed)
+
+
+def verdicts_table(verdicts: Iterable[risk_pb2.RuleVerdict]) -> str:
+    return table(
+        ("RULE", "PASSED", "CODE", "DETAIL"),
+        ((v.rule, _yes(v.passed), v.code, v.detail) for v in verdicts),
+    )
+
+
+def order_check_text(response: pb.CheckOrderResponse) -> str:
+    """Every rule's verdict, then the answer: `would be APPROVED|REJECTED at PRICE ...`."""
+    answer = "APPROVED" if response.approved else "REJECTED"
+    line = (
+        f"would be {answer} at {response.reference_price or '-'}"
+        f" (reduces position: {_yes(response.reduces_position)})"
+    )
+    refused = [v.code for v in response.verdicts if not v.passed]
+    if refused:
+        line = f"{line}: {', '.join(refused)}"
+    return "\n".join([verdicts_table(response.verdicts), line])
+
+
+def decision_text(decision: risk_pb2.RiskDecision) -> str:
+    """`decision ID: APPROVED|REJECTED signal`, then one `refused CODE: detail` line per refusal."""
+    verdict = "APPROVED" if decision.approved else "REJECTED"
+    head = f"decision {decision.decision_id or '-'}: {verdict} {signal_line(decision.signal)}"
+    return "\n".join([head, *(f"{_INDENT}refused {line}" for line in rejections(decision))])
+
+
+def order_submission_text(response: pb.SubmitOrderResponse) -> str:
+    """The risk decision on a person's order, and the order it placed (if approved)."""
+    placed = (
+        f"order {order_line(response.order)}"
+        if response.HasField("order")
+        else "order: none placed"
+    )
+    return "\n".join([decision_text(response.decision), placed])
+
+
+def _section(title: str, lines: Sequence[str]) -> list[str]:
+    if not lines:
+        return [f"{title}: none"]
+    return [f"{title} ({len(lines)}):", *(f"{_INDENT}{line}" for line in lines)]
+
+
+def flatten_text(response: pb.FlattenResponse) -> str:
+    """The kill switch's report: the state it left, each order cancelled, each closing
+    decision (a refusal says why) and each closing order placed."""
+    return "\n".join(
+        [
+            f"trading: {trading_line(response.trading)}",
+            *_section("cancelled", [order_line(o) for o in response.cancelled]),
+            *_section("closing decisions", [decision_line(d) for d in response.closing_decisions]),
+            *_section("closing orders", [order_line(o) for o in response.closing_orders]),
+        ]
     )
 
 

@@ -28,11 +28,19 @@ interceptor, so it works the same on a channel the caller built (an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Final, Generic, Protocol, Self, TypeAlias, TypedDict, TypeVar, Unpack
+from typing import Final, Generic, Literal, Protocol, Self, TypeAlias, TypedDict, TypeVar, Unpack
 
 import grpc
 import grpc.aio
@@ -40,15 +48,29 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from trading.v1 import advisor_pb2, audit_pb2, events_pb2, market_pb2, trading_service_pb2_grpc
+from trading.v1 import (
+    advisor_pb2,
+    audit_pb2,
+    events_pb2,
+    market_pb2,
+    orders_pb2,
+    risk_pb2,
+    trading_service_pb2_grpc,
+)
 from trading.v1 import trading_service_pb2 as pb
 
 __all__ = [
+    "Amount",
     "AsyncServerStream",
     "AsyncTradingClient",
     "AuditFilters",
+    "CauseName",
+    "LimitValue",
     "MarketBatch",
+    "OrderTypeName",
     "ServerStream",
+    "SideName",
+    "StateName",
     "TradingClient",
     "error_info",
     "market_event",
@@ -59,7 +81,19 @@ DEFAULT_TIMEOUT: Final = 10.0
 # What stream_market_data takes per message: a ready request, or the events of one batch.
 MarketBatch: TypeAlias = Sequence[market_pb2.MarketEvent] | pb.StreamMarketDataRequest
 
+# A quantity or a price: sent as decimal text, never through a float.
+Amount: TypeAlias = Decimal | str | int
+# A risk limit's new value (update_risk_limits): decimal text, an integer, a
+# boolean, or a duration (sent in seconds).
+LimitValue: TypeAlias = str | int | Decimal | timedelta
+# The enums' names the SDK takes besides their generated values (any letter case).
+SideName: TypeAlias = Literal["buy", "sell"]
+StateName: TypeAlias = Literal["active", "reducing", "halted"]
+CauseName: TypeAlias = Literal["operator", "daily_loss_breaker"]
+OrderTypeName: TypeAlias = Literal["market", "limit"]
+
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 _R = TypeVar("_R")
 _R_co = TypeVar("_R_co", covariant=True)
 
@@ -192,20 +226,169 @@ def _decide_idea_request(
     return pb.DecideIdeaRequest(idea_id=idea_id, decision=decision, reason=reason)
 
 
+_SIDES: Final[Mapping[str, orders_pb2.Side.ValueType]] = {
+    "buy": orders_pb2.SIDE_BUY,
+    "sell": orders_pb2.SIDE_SELL,
+}
+_STATES: Final[Mapping[str, risk_pb2.TradingState.ValueType]] = {
+    "active": risk_pb2.TRADING_STATE_ACTIVE,
+    "reducing": risk_pb2.TRADING_STATE_REDUCING,
+    "halted": risk_pb2.TRADING_STATE_HALTED,
+}
+_CAUSES: Final[Mapping[str, risk_pb2.TradingCause.ValueType]] = {
+    "operator": risk_pb2.TRADING_CAUSE_OPERATOR,
+    "daily_loss_breaker": risk_pb2.TRADING_CAUSE_DAILY_LOSS_BREAKER,
+}
+_ORDER_TYPES: Final[Mapping[str, orders_pb2.OrderType.ValueType]] = {
+    "market": orders_pb2.ORDER_TYPE_MARKET,
+    "limit": orders_pb2.ORDER_TYPE_LIMIT,
+}
+
+
+def _named(value: _V | str, names: Mapping[str, _V], what: str) -> _V:
+    """A generated enum value as given, or the one a name ("buy", "HALTED") stands for."""
+    if not isinstance(value, str):
+        return value
+    key = value.lower()
+    if key not in names:
+        raise ValueError(f"unknown {what} {value!r}: one of {', '.join(names)}")
+    return names[key]
+
+
+def _decimal_text(value: Amount | None, what: str) -> str:
+    """Decimal text as the service reads it ("10", "450.25"); "" for None.
+
+    A float is refused: its binary value is not the decimal a person typed.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, Decimal | str | int):
+        raise TypeError(f"{what} must be a Decimal, str or int, not {type(value).__name__}")
+    if isinstance(value, Decimal):
+        return format(value, "f")  # plain digits: Decimal("1E+1") is "10"
+    return str(value)
+
+
+def _limit_text(key: str, value: LimitValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        seconds = Decimal(value // timedelta(microseconds=1)).scaleb(-6)
+        return format(seconds.normalize(), "f")
+    return _decimal_text(value, f"limit {key}")
+
+
+def _set_trading_state_request(
+    state: risk_pb2.TradingState.ValueType | StateName,
+    reason: str,
+    cause: risk_pb2.TradingCause.ValueType | CauseName | None,
+) -> pb.SetTradingStateRequest:
+    return pb.SetTradingStateRequest(
+        state=_named(state, _STATES, "trading state"),
+        reason=reason,
+        cause=risk_pb2.TRADING_CAUSE_UNSPECIFIED
+        if cause is None
+        else _named(cause, _CAUSES, "trading cause"),
+    )
+
+
+def _update_risk_limits_request(
+    limits: Mapping[str, LimitValue], reason: str
+) -> pb.UpdateRiskLimitsRequest:
+    texts = {key: _limit_text(key, value) for key, value in limits.items()}
+    return pb.UpdateRiskLimitsRequest(limits=texts, reason=reason)
+
+
+def _check_order_request(
+    symbol: str,
+    side: orders_pb2.Side.ValueType | SideName,
+    quantity: Amount,
+    limit_price: Amount | None,
+) -> pb.CheckOrderRequest:
+    return pb.CheckOrderRequest(
+        symbol=symbol,
+        side=_named(side, _SIDES, "side"),
+        quantity=_decimal_text(quantity, "quantity"),
+        limit_price=_decimal_text(limit_price, "limit_price"),
+    )
+
+
+def _submit_order_request(
+    symbol: str,
+    side: orders_pb2.Side.ValueType | SideName,
+    quantity: Amount,
+    limit_price: Amount | None,
+    order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None,
+    reason: str,
+) -> pb.SubmitOrderRequest:
+    if order_type is None:
+        kind = orders_pb2.ORDER_TYPE_MARKET if limit_price is None else orders_pb2.ORDER_TYPE_LIMIT
+    else:
+        kind = _named(order_type, _ORDER_TYPES, "order type")
+    return pb.SubmitOrderRequest(
+        symbol=symbol,
+        side=_named(side, _SIDES, "side"),
+        quantity=_decimal_text(quantity, "quantity"),
+        type=kind,
+        limit_price=_decimal_text(limit_price, "limit_price"),
+        reason=reason,
+    )
+
+
 def _market_request(batch: MarketBatch) -> pb.StreamMarketDataRequest:
     if isinstance(batch, pb.StreamMarketDataRequest):
         return batch
     return pb.StreamMarketDataRequest(events=batch)
 
 
+class _Numbering:
+    """Names the messages of one stream with `feed_id` and numbers them from `first`:
+    a request the caller numbered keeps its number (and the next follows it); a
+    request the caller built is copied, never changed."""
+
+    def __init__(self, feed_id: str, first: int) -> None:
+        if first < 1:
+            raise ValueError(f"first_sequence must be at least 1, got {first}")
+        self._feed_id = feed_id
+        self._next = first
+
+    def __call__(self, batch: MarketBatch) -> pb.StreamMarketDataRequest:
+        if isinstance(batch, pb.StreamMarketDataRequest):
+            if batch.sequence:
+                self._next = batch.sequence + 1
+                if batch.feed_id:
+                    return batch
+            request = pb.StreamMarketDataRequest()
+            request.CopyFrom(batch)
+        else:
+            request = pb.StreamMarketDataRequest(events=batch)
+        if not request.feed_id:
+            request.feed_id = self._feed_id
+        if not request.sequence:
+            request.sequence = self._next
+            self._next += 1
+        return request
+
+
+def _market_requests(
+    batches: Iterable[MarketBatch], feed_id: str | None, first_sequence: int
+) -> Iterator[pb.StreamMarketDataRequest]:
+    if not feed_id:
+        return map(_market_request, batches)
+    return map(_Numbering(feed_id, first_sequence), batches)
+
+
 def _async_market_requests(
     batches: Iterable[MarketBatch] | AsyncIterable[MarketBatch],
+    feed_id: str | None = None,
+    first_sequence: int = 1,
 ) -> Iterator[pb.StreamMarketDataRequest] | AsyncIterator[pb.StreamMarketDataRequest]:
     # grpc.aio takes a sync or an async iterator; keep either lazy, so a long file
     # streams without being held in memory twice.
     if isinstance(batches, AsyncIterable):
-        return (_market_request(batch) async for batch in batches)
-    return map(_market_request, batches)
+        request = _Numbering(feed_id, first_sequence) if feed_id else _market_request
+        return (request(batch) async for batch in batches)
+    return _market_requests(batches, feed_id, first_sequence)
 
 
 def _event(response: pb.SubscribeEventsResponse) -> events_pb2.Event:
@@ -401,6 +584,72 @@ class TradingClient(_CallSettings):
         request = pb.DeactivateRiskRequest(reason=reason)
         return self._stub.DeactivateRisk(request, **self._unary)
 
+    def set_trading_state(
+        self,
+        state: risk_pb2.TradingState.ValueType | StateName,
+        reason: str = "",
+        *,
+        cause: risk_pb2.TradingCause.ValueType | CauseName | None = None,
+    ) -> pb.SetTradingStateResponse:
+        """Set the operator's trading state (a reason is required for REDUCING and HALTED).
+
+        `cause="daily_loss_breaker"` with state "active" resets the daily loss
+        breaker. Setting what is already in force changes nothing: the answer
+        has `changed` false and a `message` saying who set it and when.
+        """
+        request = _set_trading_state_request(state, reason, cause)
+        return self._stub.SetTradingState(request, **self._unary)
+
+    def flatten(self, reason: str = "") -> pb.FlattenResponse:
+        """The kill switch: halt, cancel every working order, close every position.
+
+        The closing orders are market orders through the risk gate; the answer
+        lists what was cancelled, each closing decision and each order placed.
+        """
+        return self._stub.Flatten(pb.FlattenRequest(reason=reason), **self._unary)
+
+    def update_risk_limits(
+        self, limits: Mapping[str, LimitValue], reason: str = ""
+    ) -> pb.UpdateRiskLimitsResponse:
+        """Replace some risk limits (keys as in `get_risk_status().limits`), all or none.
+
+        Values go as text: decimals and integers as digits, booleans as
+        true/false, durations in seconds. INVALID_ARGUMENT names every bad one.
+        """
+        request = _update_risk_limits_request(limits, reason)
+        return self._stub.UpdateRiskLimits(request, **self._unary)
+
+    def check_order(
+        self,
+        symbol: str,
+        side: orders_pb2.Side.ValueType | SideName,
+        quantity: Amount,
+        *,
+        limit_price: Amount | None = None,
+    ) -> pb.CheckOrderResponse:
+        """Every rule's verdict on this order as the gate would judge it now; no side effect."""
+        request = _check_order_request(symbol, side, quantity, limit_price)
+        return self._stub.CheckOrder(request, **self._unary)
+
+    def submit_order(
+        self,
+        symbol: str,
+        side: orders_pb2.Side.ValueType | SideName,
+        quantity: Amount,
+        *,
+        limit_price: Amount | None = None,
+        order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None = None,
+        reason: str = "",
+    ) -> pb.SubmitOrderResponse:
+        """Place an order as this client's principal, through the same risk gate as any signal.
+
+        A `limit_price` makes it a LIMIT order unless `order_type` says
+        otherwise; none makes it MARKET. The answer has the risk decision and,
+        when it was approved, the order.
+        """
+        request = _submit_order_request(symbol, side, quantity, limit_price, order_type, reason)
+        return self._stub.SubmitOrder(request, **self._unary)
+
     def get_execution_status(self) -> pb.GetExecutionStatusResponse:
         request = pb.GetExecutionStatusRequest()
         return self._stub.GetExecutionStatus(request, **self._unary)
@@ -430,13 +679,28 @@ class TradingClient(_CallSettings):
     def list_positions(self) -> pb.ListPositionsResponse:
         return self._stub.ListPositions(pb.ListPositionsRequest(), **self._unary)
 
-    def stream_market_data(self, batches: Iterable[MarketBatch]) -> pb.StreamMarketDataResponse:
+    def stream_market_data(
+        self,
+        batches: Iterable[MarketBatch],
+        *,
+        feed_id: str | None = None,
+        first_sequence: int = 1,
+    ) -> pb.StreamMarketDataResponse:
         """Send each batch as one message, lazily; each is accepted or refused whole.
 
         A refused batch ends the call with INVALID_ARGUMENT; the batches before
         it stay accepted (the error's details say how many).
+
+        `feed_id` makes the stream exactly once: the messages are named with it
+        and numbered `first_sequence`, +1, ... (a `StreamMarketDataRequest` that
+        carries its own sequence keeps it, and numbering goes on from there). The
+        service drops a message whose number it already accepted for that feed,
+        so after UNAVAILABLE the same batches can simply be sent again with the
+        same feed id; the summary counts `duplicates_dropped` and gives the
+        `last_sequence` accepted.
         """
-        return self._stub.StreamMarketData(map(_market_request, batches), **self._streaming)
+        requests = _market_requests(batches, feed_id, first_sequence)
+        return self._stub.StreamMarketData(requests, **self._streaming)
 
     def simulate_market_event(
         self,
@@ -572,6 +836,49 @@ class AsyncTradingClient(_CallSettings):
         request = pb.DeactivateRiskRequest(reason=reason)
         return await self._stub.DeactivateRisk(request, **self._unary)
 
+    async def set_trading_state(
+        self,
+        state: risk_pb2.TradingState.ValueType | StateName,
+        reason: str = "",
+        *,
+        cause: risk_pb2.TradingCause.ValueType | CauseName | None = None,
+    ) -> pb.SetTradingStateResponse:
+        request = _set_trading_state_request(state, reason, cause)
+        return await self._stub.SetTradingState(request, **self._unary)
+
+    async def flatten(self, reason: str = "") -> pb.FlattenResponse:
+        return await self._stub.Flatten(pb.FlattenRequest(reason=reason), **self._unary)
+
+    async def update_risk_limits(
+        self, limits: Mapping[str, LimitValue], reason: str = ""
+    ) -> pb.UpdateRiskLimitsResponse:
+        request = _update_risk_limits_request(limits, reason)
+        return await self._stub.UpdateRiskLimits(request, **self._unary)
+
+    async def check_order(
+        self,
+        symbol: str,
+        side: orders_pb2.Side.ValueType | SideName,
+        quantity: Amount,
+        *,
+        limit_price: Amount | None = None,
+    ) -> pb.CheckOrderResponse:
+        request = _check_order_request(symbol, side, quantity, limit_price)
+        return await self._stub.CheckOrder(request, **self._unary)
+
+    async def submit_order(
+        self,
+        symbol: str,
+        side: orders_pb2.Side.ValueType | SideName,
+        quantity: Amount,
+        *,
+        limit_price: Amount | None = None,
+        order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None = None,
+        reason: str = "",
+    ) -> pb.SubmitOrderResponse:
+        request = _submit_order_request(symbol, side, quantity, limit_price, order_type, reason)
+        return await self._stub.SubmitOrder(request, **self._unary)
+
     async def get_execution_status(self) -> pb.GetExecutionStatusResponse:
         request = pb.GetExecutionStatusRequest()
         return await self._stub.GetExecutionStatus(request, **self._unary)
@@ -599,9 +906,15 @@ class AsyncTradingClient(_CallSettings):
         return await self._stub.ListPositions(pb.ListPositionsRequest(), **self._unary)
 
     async def stream_market_data(
-        self, batches: Iterable[MarketBatch] | AsyncIterable[MarketBatch]
+        self,
+        batches: Iterable[MarketBatch] | AsyncIterable[MarketBatch],
+        *,
+        feed_id: str | None = None,
+        first_sequence: int = 1,
     ) -> pb.StreamMarketDataResponse:
-        return await self._stub.StreamMarketData(_async_market_requests(batches), **self._streaming)
+        """As TradingClient.stream_market_data: `feed_id` names and numbers the messages."""
+        requests = _async_market_requests(batches, feed_id, first_sequence)
+        return await self._stub.StreamMarketData(requests, **self._streaming)
 
     async def simulate_market_event(
         self,

@@ -13,7 +13,7 @@ from datetime import datetime
 from domain.ideas import Analysis, TradeIdea
 from domain.market import MarketBatch
 from domain.orders import Order
-from domain.risk import RiskDecision, TradingStatus
+from domain.risk import RiskDecision, TradingState, TradingStatus
 from domain.signals import TradeSignal
 
 
@@ -28,6 +28,11 @@ class MarketDataReceived:
     processed, so a replay feeds the same messages at the same times. Empty
     (logs written before they were recorded): one message at the record's time.
     `continues`: the message goes on in the next market-data record.
+
+    `feed_id` names the feed the messages came from ("" when it named none) and
+    `message_sequences[k]` the number it gave message k (every record of a chunked
+    message carries it), so a restart and a replay know the last message accepted
+    per feed and drop a resend. Empty without a feed id, and in older logs.
     """
 
     batch: MarketBatch
@@ -35,6 +40,8 @@ class MarketDataReceived:
     message_starts: tuple[int, ...] = ()
     message_stamps_ns: tuple[int, ...] = ()
     continues: bool = False
+    feed_id: str = ""
+    message_sequences: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +64,21 @@ class OrderUpdated:
 
 @dataclass(frozen=True, slots=True)
 class TradingStateChanged:
+    """One cause's setting changed (`status.cause`); `previous` is the effective
+    state before it, so the trail reads "from X to Y, by whom, why"."""
+
     status: TradingStatus
+    previous: TradingState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimitsChanged:
+    """An operator replaced risk limits; effective for the next signal."""
+
+    limits: dict[str, str]
+    previous: dict[str, str]
+    changed_by: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +130,7 @@ DomainEvent = (
     | RiskDecisionMade
     | OrderUpdated
     | TradingStateChanged
+    | RiskLimitsChanged
     | StrategyStateChanged
     | RequestRefused
     | CancelRequested

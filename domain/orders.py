@@ -183,3 +183,16 @@ class BrokerReport:
     fill_quantity: Decimal = Decimal(0)
     fill_price: Decimal = Decimal(0)
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ManualOrder:
+    """An order a person asks for (SubmitOrder, CheckOrder), validated at the edge:
+    a positive quantity, a limit price exactly when the type is LIMIT."""
+
+    symbol: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    reason: str = ""

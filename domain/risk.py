@@ -64,17 +64,42 @@ class RejectedTrade:
 
 
 class TradingState(str, Enum):
-    """Whether new orders may be sent. HALTED fails closed: signals are rejected."""
+    """Whether new orders may be sent. HALTED fails closed: every signal is rejected;
+    REDUCING lets through only trades that reduce a position."""
 
     ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
     HALTED = "HALTED"
+
+    @property
+    def strictness(self) -> int:
+        return _STRICTNESS[self]
+
+
+_STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class TradingCause(str, Enum):
+    """Who set a trading state. Each cause keeps its own setting and only its owner
+    clears it; the strictest setting in force applies."""
+
+    OPERATOR = "OPERATOR"
+    """A person; cleared by a person."""
+    AUDIT_STORE = "AUDIT_STORE"
+    """The audit store is unreachable; cleared when it recovers."""
+    BROKER = "BROKER"
+    """The broker is unreachable; cleared when it answers again."""
+    DAILY_LOSS_BREAKER = "DAILY_LOSS_BREAKER"
+    """Equity fell too far in a session; cleared by an operator or the next session."""
 
 
 @dataclass(frozen=True, slots=True)
 class TradingStatus:
-    """The trading state with who changed it, why and when."""
+    """One cause's trading state with who changed it, why and when (`changed_at` is
+    None before anything changed: "since start")."""
 
     state: TradingState
     changed_by: str
     reason: str
-    changed_at: datetime
+    changed_at: datetime | None
+    cause: TradingCause = TradingCause.OPERATOR

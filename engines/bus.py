@@ -27,6 +27,15 @@ Three promises live here and nowhere else:
   the audit store's backlog is full, is refused before any engine sees it. An
   admitted input is never cut short by the store: the backlog cap is enforced
   at admission only (`EventStore.room`), so what an input publishes always fits.
+  The caller may add its own admission check (`admit`, run under the lock before
+  anything is staged or journaled): under the event clock the core refuses a
+  tick older than the last one accepted for its symbol.
+* **A feed's message is processed once.** A feed that names itself (`feed_id`)
+  numbers its messages; the sequencer keeps the last number accepted per feed id
+  and drops a message whose number is not above it (`DuplicateMessage`) before
+  anything is staged, journaled or applied. The numbers are journaled with the
+  ticks (`MarketDataReceived.feed_id`, `message_sequences`), so a restart
+  (`restore_feed`) and a replay know them too.
 """
 
 from __future__ import annotations
@@ -61,17 +70,33 @@ default 4 MiB message); larger messages are refused whole."""
 TickLocator = Callable[[int], tuple[int, int]]
 
 
+class DuplicateMessage(Exception):
+    """A feed's message whose sequence is not above the last one accepted for that
+    feed: dropped before anything changed (not journaled, not applied)."""
+
+    def __init__(self, feed_id: str, sequence: int, last_sequence: int) -> None:
+        super().__init__(
+            f"feed {feed_id!r}: message {sequence} was already accepted "
+            f"(the last accepted is {last_sequence}); dropped"
+        )
+        self.feed_id = feed_id
+        self.sequence = sequence
+        self.last_sequence = last_sequence
+
+
 class _Staged:
-    """Market data of one stream waiting to be journaled as one record."""
+    """Market data of one stream (and feed) waiting to be journaled as one record."""
 
-    __slots__ = ("batches", "key", "source", "stamps", "starts", "ticks")
+    __slots__ = ("batches", "feed_id", "key", "sequences", "source", "stamps", "starts", "ticks")
 
-    def __init__(self, key: object, source: str) -> None:
+    def __init__(self, key: object, source: str, feed_id: str) -> None:
         self.key = key
         self.source = source
+        self.feed_id = feed_id
         self.batches: list[MarketBatch] = []
         self.starts: list[int] = []
         self.stamps: list[int] = []
+        self.sequences: list[int] = []
         self.ticks = 0
 
 
@@ -91,6 +116,7 @@ class Sequencer:
         self._collectors: list[list[Envelope]] = []
         self._staged: _Staged | None = None
         self._last_market_seq = 0
+        self._feeds: dict[str, int] = {}  # feed id -> last message sequence accepted
 
     def subscribe(self, event_type: type[Any], handler: Handler) -> None:
         self._handlers[event_type].append(handler)
@@ -117,6 +143,9 @@ class Sequencer:
         stream: object | None = None,
         journal_now: bool = False,
         at_ns: int | None = None,
+        admit: Callable[[], None] | None = None,
+        feed_id: str = "",
+        sequence: int = 0,
     ) -> list[Envelope]:
         """Admit one market-data message, journal (or stage) it, then `apply` it.
 
@@ -124,7 +153,11 @@ class Sequencer:
         journaling staged ticks first if they are not yet. `stream` identifies the
         sender: only messages of one stream are staged together, so one stream's
         refusal can never take another's ticks with it. `journal_now` journals the
-        message before returning even if it caused nothing."""
+        message before returning even if it caused nothing. `admit` is the
+        caller's own admission check, run under the lock before anything changes;
+        it refuses by raising. `feed_id` and `sequence` (from 1) make the message
+        processed once: one numbered no higher than the last accepted for the feed
+        raises DuplicateMessage, having changed nothing."""
         ticks = len(batch)
         if ticks > MAX_TICKS_PER_MESSAGE:
             raise InvalidInput(
@@ -133,23 +166,39 @@ class Sequencer:
                 reason="MESSAGE_TOO_LARGE",
                 metadata={"events": str(ticks), "limit": str(MAX_TICKS_PER_MESSAGE)},
             )
+        if feed_id and sequence < 1:
+            raise InvalidInput(
+                "a message names a feed but has no sequence: a feed that names itself "
+                "numbers its messages 1, 2, 3, ...",
+                reason="BAD_FEED_SEQUENCE",
+            )
         key = stream if stream is not None else source
         with self._input(at_ns):
+            if feed_id:
+                last = self._feeds.get(feed_id, 0)
+                if sequence <= last:
+                    raise DuplicateMessage(feed_id, sequence, last)
+            if admit is not None:
+                admit()
             staged = self._staged
-            if staged is not None and (staged.key != key or staged.source != source):
+            if staged is not None and (
+                staged.key != key or staged.source != source or staged.feed_id != feed_id
+            ):
                 self._journal_staged()
             self._admit(max(1, -(-ticks // CHUNK_TICKS)))  # the records it journals
+            if feed_id:
+                self._feeds[feed_id] = sequence
             stamp = self.clock.now_ns()
             if ticks > STAGE_TICKS:
                 self._journal_staged()
-                chunks = self._journal_chunks(batch, source, stamp)
+                chunks = self._journal_chunks(batch, source, stamp, feed_id, sequence)
 
                 def locate(index: int) -> tuple[int, int]:
                     return chunks[index // CHUNK_TICKS], index % CHUNK_TICKS
 
                 _, caused = self._collect(lambda: apply(locate))
                 return caused
-            offset = self._stage(key, source, batch, stamp)
+            offset = self._stage(key, source, feed_id, sequence, batch, stamp)
 
             def locate_staged(index: int) -> tuple[int, int]:
                 journaled = self._journal_staged()
@@ -206,6 +255,19 @@ class Sequencer:
         with self._lock:
             yield
 
+    # --- feeds -----------------------------------------------------------------------
+
+    def last_sequence(self, feed_id: str) -> int:
+        """The last message sequence accepted for `feed_id` (0: none yet): where it resumes."""
+        with self._lock:
+            return self._feeds.get(feed_id, 0)
+
+    def restore_feed(self, feed_id: str, sequence: int) -> None:
+        """At start-up, from the journal: `feed_id` got up to `sequence` (never lowered)."""
+        with self._lock:
+            if sequence > self._feeds.get(feed_id, 0):
+                self._feeds[feed_id] = sequence
+
     # --- events ----------------------------------------------------------------------
 
     def publish(self, event: DomainEvent, caused_by: int = 0) -> Envelope:
@@ -243,15 +305,25 @@ class Sequencer:
 
     # --- the market-data journal ------------------------------------------------------
 
-    def _stage(self, key: object, source: str, batch: MarketBatch, stamp: int) -> int:
+    def _stage(
+        self,
+        key: object,
+        source: str,
+        feed_id: str,
+        sequence: int,
+        batch: MarketBatch,
+        stamp: int,
+    ) -> int:
         """Stage a message; return the index its first tick will have in the record."""
         staged = self._staged
         if staged is None:
-            staged = self._staged = _Staged(key, source)
+            staged = self._staged = _Staged(key, source, feed_id)
         offset = staged.ticks
         staged.batches.append(batch)
         staged.starts.append(offset)
         staged.stamps.append(stamp)
+        if feed_id:
+            staged.sequences.append(sequence)
         staged.ticks += len(batch)
         return offset
 
@@ -264,18 +336,37 @@ class Sequencer:
         batches = staged.batches
         batch = batches[0] if len(batches) == 1 else _concatenate(batches)
         return self._publish_market(
-            MarketDataReceived(batch, staged.source, tuple(staged.starts), tuple(staged.stamps))
+            MarketDataReceived(
+                batch,
+                staged.source,
+                tuple(staged.starts),
+                tuple(staged.stamps),
+                feed_id=staged.feed_id,
+                message_sequences=tuple(staged.sequences),
+            )
         )
 
-    def _journal_chunks(self, batch: MarketBatch, source: str, stamp: int) -> list[int]:
+    def _journal_chunks(
+        self, batch: MarketBatch, source: str, stamp: int, feed_id: str, sequence: int
+    ) -> list[int]:
         """Journal one large message as records of CHUNK_TICKS ticks; all but the last
-        say that the message continues, so a replay applies it whole."""
+        say that the message continues, so a replay applies it whole. Every record
+        carries the message's feed sequence."""
         seqs = []
         total = len(batch)
+        sequences = (sequence,) if feed_id else ()
         for start in range(0, total, CHUNK_TICKS):
             end = min(start + CHUNK_TICKS, total)
             part = batch if (start, end) == (0, total) else _slice(batch, start, end)
-            event = MarketDataReceived(part, source, (0,), (stamp,), continues=end < total)
+            event = MarketDataReceived(
+                part,
+                source,
+                (0,),
+                (stamp,),
+                continues=end < total,
+                feed_id=feed_id,
+                message_sequences=sequences,
+            )
             seqs.append(self._publish_market(event).seq)
         return seqs
 

@@ -67,6 +67,10 @@ class Portfolio:
     def in_flight(self, symbol: str, side: Side) -> list[Order]:
         return [o for o in self._in_flight.values() if o.symbol == symbol and o.side is side]
 
+    def in_flight_orders(self) -> list[Order]:
+        """Every order in flight, of every symbol and side, oldest first."""
+        return list(self._in_flight.values())
+
     def in_flight_quantity(self, symbol: str, side: Side) -> Decimal:
         return sum((o.remaining_quantity for o in self.in_flight(symbol, side)), ZERO)
 

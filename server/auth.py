@@ -43,6 +43,7 @@ _READS = (
     "VerifyAudit",
     "ListIdeas",
     "GetIdea",
+    "CheckOrder",  # a dry run changes nothing
 )
 # The roles that may call each method of trading.v1.TradingService (an operator
 # may call all). A method missing here is refused to everyone but an operator.
@@ -51,9 +52,11 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "Analyze": frozenset({TRADER}),
     "DecideIdea": frozenset({TRADER}),
     "CancelOrder": frozenset({TRADER}),
+    "SubmitOrder": frozenset({TRADER}),
     "StreamMarketData": frozenset({FEED}),
     "SimulateMarketEvent": frozenset({FEED}),
-    # ActivateStrategy, DeactivateStrategy, ActivateRisk, DeactivateRisk: operators only.
+    # ActivateStrategy, DeactivateStrategy, ActivateRisk, DeactivateRisk,
+    # SetTradingState, Flatten, UpdateRiskLimits: operators only.
 }
 
 OPEN_SERVICES = (

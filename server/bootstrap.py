@@ -4,9 +4,11 @@ project reads the environment or opens a database."""
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import secrets
 import sys
+from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,22 +32,25 @@ from domain.events import (
     MarketDataReceived,
     OrderUpdated,
     RiskDecisionMade,
+    RiskLimitsChanged,
     StrategyStateChanged,
     TradingStateChanged,
 )
 from domain.orders import Order
-from domain.risk import TradingState, TradingStatus
+from domain.risk import RiskDecision, TradingState
 from engines.advisor.analyst import Analyst
 from engines.advisor.engine import AdvisorConfig, AdvisorEngine
 from engines.advisor.offline import OfflineAnalyst
 from engines.advisor.openai_analyst import openai_analyst
 from engines.bus import Sequencer
-from engines.clock import clock_from_name, datetime_to_ns, ns_to_datetime
+from engines.clock import clock_from_name, datetime_to_ns
 from engines.core import Core
 from engines.execution.engine import ExecutionEngine
 from engines.market import MarketPrices
 from engines.portfolio import Portfolio
-from engines.risk.engine import RiskConfig, RiskEngine, default_rules
+from engines.risk.config import load_risk_config
+from engines.risk.engine import RiskEngine
+from engines.risk.rules import default_rules
 from engines.strategy.engine import StrategyEngine
 from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
 from engines.strategy.sizing import FractionOfEquitySizer
@@ -95,14 +100,22 @@ def build_core(
     bus.subscribe(OrderUpdated, portfolio.on_order_updated)
     strategy = MovingAverageCrossoverStrategy(symbols=settings.trading_strategy_symbols)
     strategies = StrategyEngine(bus, prices, FractionOfEquitySizer(portfolio), [strategy])
-    initial = TradingStatus(TradingState.ACTIVE, "system", "started", ns_to_datetime(0))
-    risk = RiskEngine(bus, portfolio, default_rules(RiskConfig(), calendar), initial)
+    risk = RiskEngine(
+        bus,
+        portfolio,
+        prices,
+        default_rules(calendar),
+        load_risk_config(settings.trading_risk_config),
+        execution.broker_healthy,
+    )
     advisor = AdvisorEngine(
         bus, prices, portfolio, risk, strategies, build_analyst(settings), advisor_config(settings)
     )
     core = Core(bus, prices, portfolio, strategies, risk, execution, advisor)
     _resume_clock(bus, store)
     _restore(core, recorded)
+    _restore_feed_sequences(bus, store)
+    risk.restore_counts(_recorded_decisions(store))
     portfolio.seed(execution.account(), execution.positions())
     bus.process(execution.reconcile)
     return core
@@ -147,7 +160,13 @@ def _recorded(store: EventStore) -> list[Envelope]:
     """The events a restart takes back, oldest first: operator decisions (trading
     state, strategy activation), orders, and the advisor's ideas with the risk
     decisions they led to."""
-    kinds = {"TradingStateChanged", "StrategyStateChanged", "OrderUpdated", "IdeaUpdated"}
+    kinds = {
+        "TradingStateChanged",
+        "StrategyStateChanged",
+        "OrderUpdated",
+        "IdeaUpdated",
+        "RiskLimitsChanged",
+    }
     ideas_decided = AuditQuery(event_types=frozenset({"RiskDecisionMade"}))
     records = heapq.merge(
         store.query(AuditQuery(event_types=frozenset(kinds))),
@@ -155,6 +174,29 @@ def _recorded(store: EventStore) -> list[Envelope]:
         key=lambda r: r.seq,
     )
     return [record_to_envelope(record) for record in records]
+
+
+def _recorded_decisions(store: EventStore) -> Iterator[RiskDecision]:
+    """Every risk decision in the log, so the rules' counts cover all of it."""
+    for record in store.query(AuditQuery(event_types=frozenset({"RiskDecisionMade"}))):
+        event = record_to_envelope(record).event
+        assert isinstance(event, RiskDecisionMade)
+        yield event.decision
+
+
+def _restore_feed_sequences(bus: Sequencer, store: EventStore) -> None:
+    """The last message sequence accepted per feed id, from every market-data record,
+    so a feed resending after a restart has what was already accepted dropped. Only
+    the feed fields of each payload are read (its ticks are not decoded); a record
+    of a chunked message that continues is skipped: the message counts once its last
+    record is journaled."""
+    for record in store.query(AuditQuery(event_types=frozenset({"MarketDataReceived"}))):
+        if '"feed_id":""' in record.payload:  # canonical JSON: no feed named
+            continue
+        fields = json.loads(record.payload)
+        sequences = fields.get("message_sequences")
+        if fields.get("feed_id") and sequences and not fields.get("continues"):
+            bus.restore_feed(fields["feed_id"], max(sequences))
 
 
 def _recorded_fills(recorded: list[Envelope]) -> list[RecordedFill]:
@@ -174,6 +216,8 @@ def _restore(core: Core, recorded: list[Envelope]) -> None:
         match envelope.event:
             case TradingStateChanged():
                 core.risk.on_trading_state_changed(envelope)
+            case RiskLimitsChanged():
+                core.risk.on_limits_changed(envelope)
             case StrategyStateChanged():
                 core.strategies.on_strategy_state_changed(envelope)
             case IdeaUpdated():
@@ -291,7 +335,7 @@ def _report_health(core: Core, health_servicer: health.HealthServicer) -> None:
     health_servicer.set("", serving)
 
     def update(_: Envelope | None = None) -> None:
-        state = serving if core.risk.active else not_serving
+        state = not_serving if core.risk.state is TradingState.HALTED else serving
         health_servicer.set(SERVICE_NAME, state)
 
     core.bus.subscribe(TradingStateChanged, update)

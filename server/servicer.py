@@ -10,10 +10,12 @@ import grpc
 from audit.anchor import NO_ANCHOR_FILE, AnchorReport, AnchorWriter
 from audit.records import AuditQuery, EventStore
 from domain import events as ev
-from domain.errors import InvalidInput, Unavailable
-from domain.orders import Order, OrderStatus
-from domain.risk import TradingState
+from domain.errors import InvalidInput, PreconditionFailed, Unavailable
+from domain.orders import Order, OrderStatus, OrderType
+from domain.risk import TradingCause, TradingState, TradingStatus
+from engines.bus import DuplicateMessage
 from engines.core import Core
+from engines.risk.engine import StateChange
 from server import translate as tr
 from server import validation
 from server.advisor_rpcs import AdvisorRpcs
@@ -140,40 +142,150 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             recent = (
                 list(risk.recent)[-request.recent_decisions :] if request.recent_decisions else []
             )
+            config = risk.config
             return pb.GetRiskStatusResponse(
                 active=risk.active,
                 trading=tr.trading_status_to_proto(risk.trading),
+                causes=_causes(risk.causes.values()),
                 rules=[
                     risk_pb2.RiskRule(
                         name=rule.name,
-                        parameters=rule.parameters(),
-                        passed=risk.stats.per_rule[rule.name].passed,
-                        rejected=risk.stats.per_rule[rule.name].rejected,
+                        parameters=rule.parameters(config),
+                        passed=(counts := risk.stats.per_rule[rule.name]).passed,
+                        rejected=counts.rejected,
+                        passed_total=counts.passed_total,
+                        rejected_total=counts.rejected_total,
+                        applies_to_reducing=rule.applies_to_reducing,
                     )
                     for rule in risk.rules
                 ],
                 approvals=risk.stats.approvals,
                 rejections=risk.stats.rejections,
                 recent_decisions=[tr.decision_to_proto(d) for d in recent],
+                limits=config.as_limits(),
             )
+
+    def _set_operator_state(
+        self, state: TradingState, reason: str, context: grpc.ServicerContext
+    ) -> StateChange:
+        change = self._core.set_trading_state(state, self._auth.of(context), reason)
+        self._core.bus.flush()  # an operator action is durable before it is confirmed
+        return change
 
     @maps_domain_errors
     def ActivateRisk(
         self, request: pb.ActivateRiskRequest, context: grpc.ServicerContext
     ) -> pb.ActivateRiskResponse:
         reason = validation.reason(request.reason) or "risk engine activated"
-        status = self._core.set_trading_state(TradingState.ACTIVE, self._auth.of(context), reason)
-        self._core.bus.flush()
-        return pb.ActivateRiskResponse(trading=tr.trading_status_to_proto(status))
+        change = self._set_operator_state(TradingState.ACTIVE, reason, context)
+        return pb.ActivateRiskResponse(trading=tr.trading_status_to_proto(change.trading))
 
     @maps_domain_errors
     def DeactivateRisk(
         self, request: pb.DeactivateRiskRequest, context: grpc.ServicerContext
     ) -> pb.DeactivateRiskResponse:
         reason = validation.reason(request.reason) or "risk engine deactivated"
-        status = self._core.set_trading_state(TradingState.HALTED, self._auth.of(context), reason)
+        change = self._set_operator_state(TradingState.HALTED, reason, context)
+        return pb.DeactivateRiskResponse(trading=tr.trading_status_to_proto(change.trading))
+
+    @maps_domain_errors
+    def SetTradingState(
+        self, request: pb.SetTradingStateRequest, context: grpc.ServicerContext
+    ) -> pb.SetTradingStateResponse:
+        state = tr.TRADING_STATE_FROM_PROTO.get(request.state)
+        if state is None:
+            raise InvalidInput("state is required: ACTIVE, REDUCING or HALTED")
+        cause = tr.TRADING_CAUSE_FROM_PROTO.get(request.cause, TradingCause.OPERATOR)
+        if request.cause and request.cause not in tr.TRADING_CAUSE_FROM_PROTO:
+            raise InvalidInput(f"cause {request.cause} is not a known TradingCause")
+        reason = validation.reason(request.reason)
+        if state is not TradingState.ACTIVE and not reason:
+            raise InvalidInput(f"a reason is required to set {state.value}: say why")
+        if cause is TradingCause.DAILY_LOSS_BREAKER and state is not TradingState.ACTIVE:
+            raise InvalidInput("the daily loss breaker can only be reset (state ACTIVE)")
+        if cause in (TradingCause.AUDIT_STORE, TradingCause.BROKER):
+            raise PreconditionFailed(
+                f"the {cause.value} cause is the system's: it clears by itself when that "
+                "dependency recovers; set the OPERATOR cause instead"
+            )
+        change = self._core.set_trading_state(
+            state, self._auth.of(context), reason or "trading resumed", cause=cause
+        )
         self._core.bus.flush()
-        return pb.DeactivateRiskResponse(trading=tr.trading_status_to_proto(status))
+        with self._core.bus.reading():
+            causes = _causes(self._core.risk.causes.values())
+        return pb.SetTradingStateResponse(
+            trading=tr.trading_status_to_proto(change.trading),
+            causes=causes,
+            changed=change.changed,
+            message=change.message,
+        )
+
+    @maps_domain_errors
+    def Flatten(
+        self, request: pb.FlattenRequest, context: grpc.ServicerContext
+    ) -> pb.FlattenResponse:
+        reason = validation.reason(request.reason)
+        halted, report = self._core.flatten(self._auth.of(context), reason)
+        self._core.bus.flush()
+        return pb.FlattenResponse(
+            trading=tr.trading_status_to_proto(halted.trading),
+            cancelled=[tr.order_to_proto(o) for o in report.cancelled],
+            closing_decisions=[tr.decision_to_proto(d) for d in report.decisions],
+            closing_orders=[tr.order_to_proto(o) for o in report.orders],
+        )
+
+    @maps_domain_errors
+    def UpdateRiskLimits(
+        self, request: pb.UpdateRiskLimitsRequest, context: grpc.ServicerContext
+    ) -> pb.UpdateRiskLimitsResponse:
+        if not request.limits:
+            raise InvalidInput("limits is empty: name at least one limit (see GetRiskStatus)")
+        reason = validation.reason(request.reason)
+        previous = self._core.risk.config.as_limits()
+        config = self._core.update_risk_limits(dict(request.limits), self._auth.of(context), reason)
+        self._core.bus.flush()
+        return pb.UpdateRiskLimitsResponse(limits=config.as_limits(), previous=previous)
+
+    @maps_domain_errors
+    def CheckOrder(
+        self, request: pb.CheckOrderRequest, context: grpc.ServicerContext
+    ) -> pb.CheckOrderResponse:
+        order = validation.manual_order(
+            request.symbol,
+            tr.SIDE_FROM_PROTO.get(request.side),
+            request.quantity,
+            OrderType.LIMIT if request.limit_price else OrderType.MARKET,
+            request.limit_price,
+        )
+        decision, reduces = self._core.check_order(order, self._auth.of(context))
+        return pb.CheckOrderResponse(
+            approved=decision.approved,
+            verdicts=[tr.verdict_to_proto(v) for v in decision.verdicts],
+            reference_price=str(decision.signal.reference_price),
+            reduces_position=reduces,
+        )
+
+    @maps_domain_errors
+    def SubmitOrder(
+        self, request: pb.SubmitOrderRequest, context: grpc.ServicerContext
+    ) -> pb.SubmitOrderResponse:
+        order = validation.manual_order(
+            request.symbol,
+            tr.SIDE_FROM_PROTO.get(request.side),
+            request.quantity,
+            tr.ORDER_TYPE_FROM_PROTO.get(request.type) if request.type else None,
+            request.limit_price,
+            request.reason,
+        )
+        if request.type and request.type not in tr.ORDER_TYPE_FROM_PROTO:
+            raise InvalidInput(f"type {request.type} is not a known OrderType")
+        decision, placed = self._core.submit_order(order, self._auth.of(context))
+        self._core.bus.flush()
+        response = pb.SubmitOrderResponse(decision=tr.decision_to_proto(decision))
+        if placed is not None:
+            response.order.CopyFrom(tr.order_to_proto(placed))
+        return response
 
     # --- execution -------------------------------------------------------------------
 
@@ -264,41 +376,74 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         stream = object()
         requests = iter(request_iterator)
         index = 0
+        feed_id: str | None = None  # named by the stream's first message ("" for none)
         while True:
             try:
                 request = next(requests, None)
                 if request is None:
                     break
+                named, sequence = validation.feed(request.feed_id, request.sequence)
+                if feed_id is None:
+                    feed_id = named
+                elif named != feed_id:
+                    raise _another_feed(named, feed_id)
                 batch = self._reader.read(request.events, time.time_ns())
-                caused = self._core.ingest(batch, source=f"stream:{principal}", stream=stream)
+                caused = self._core.ingest(
+                    batch,
+                    source=f"stream:{principal}",
+                    stream=stream,
+                    feed_id=named,
+                    sequence=sequence,
+                )
+            except DuplicateMessage:
+                summary.duplicates_dropped += 1  # already accepted: nothing changed
+                index += 1
+                continue
             except InvalidInput as exc:
-                self._refuse_stream(principal, index, summary, exc)
+                self._resume_point(summary, feed_id)
+                self._refuse_stream(principal, index, summary, exc, feed_id)
             except Unavailable as exc:
+                self._resume_point(summary, feed_id)
                 raise Unavailable(
                     f"message {index} was not applied: {exc}. The "
                     f"{summary.batches_accepted} messages before it "
                     f"({summary.events_accepted} events) were accepted; resend from this one "
-                    "when the store is back.",
+                    "when the store is back (a feed with a feed_id may resend from the start: "
+                    "what was accepted is dropped).",
                     reason=exc.reason or "AUDIT_STORE_UNAVAILABLE",
-                    metadata={**exc.metadata, **_accepted(index, summary)},
+                    metadata={**exc.metadata, **_accepted(index, summary, feed_id)},
                 ) from exc
             summary.events_accepted += len(batch)
             summary.batches_accepted += 1
             _tally(summary, caused)
             index += 1
+        self._resume_point(summary, feed_id)
         try:
             self._core.bus.flush()  # the summary promises that all of it is durable
         except Unavailable as exc:
             raise Unavailable(
                 f"{exc}. The {summary.batches_accepted} messages were processed but are "
                 "not yet durable; they are committed, in order, when the store returns "
-                "(no order was sent meanwhile). Check QueryAudit before resending."
+                "(no order was sent meanwhile). Check QueryAudit before resending, or "
+                "resend with the same feed_id and sequences: what was accepted is dropped.",
+                reason=exc.reason or "AUDIT_STORE_UNAVAILABLE",
+                metadata={**exc.metadata, **_accepted(index, summary, feed_id)},
             ) from exc
         summary.last_seq = self._store.last_seq()
         return summary
 
+    def _resume_point(self, summary: pb.StreamMarketDataResponse, feed_id: str | None) -> None:
+        """The last sequence accepted for the stream's feed (from any stream of it)."""
+        if feed_id:
+            summary.last_sequence = self._core.bus.last_sequence(feed_id)
+
     def _refuse_stream(
-        self, principal: str, index: int, summary: pb.StreamMarketDataResponse, exc: InvalidInput
+        self,
+        principal: str,
+        index: int,
+        summary: pb.StreamMarketDataResponse,
+        exc: InvalidInput,
+        feed_id: str | None = None,
     ) -> None:
         def record() -> None:
             reason = f"message {index} refused: {exc}"
@@ -311,7 +456,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             f"The {summary.batches_accepted} messages before it ({summary.events_accepted} events) "
             "were accepted and committed; resend from this message.",
             reason="MARKET_DATA_MESSAGE_REFUSED",
-            metadata={**exc.metadata, "cause": exc.reason, **_accepted(index, summary)},
+            metadata={**exc.metadata, "cause": exc.reason, **_accepted(index, summary, feed_id)},
         )
 
     @maps_domain_errors
@@ -413,6 +558,10 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         return response
 
 
+def _causes(statuses: Iterable[TradingStatus]) -> list[risk_pb2.TradingStatus]:
+    return [tr.trading_status_to_proto(s) for s in sorted(statuses, key=lambda s: s.cause.value)]
+
+
 def _event_type_name(value: int) -> str:
     name = tr.EVENT_TYPE_NAMES.get(value)
     if name is None:
@@ -422,13 +571,34 @@ def _event_type_name(value: int) -> str:
     return name
 
 
-def _accepted(index: int, summary: pb.StreamMarketDataResponse) -> dict[str, str]:
-    """Where a feed resumes after its stream ended early."""
-    return {
+def _accepted(
+    index: int, summary: pb.StreamMarketDataResponse, feed_id: str | None = None
+) -> dict[str, str]:
+    """Where a feed resumes after its stream ended early: the message refused (or, if
+    every message was processed, their count), what was accepted, and for a named
+    feed the duplicates dropped and its last accepted sequence."""
+    accepted = {
         "refused_message_index": str(index),
         "accepted_messages": str(summary.batches_accepted),
         "accepted_events": str(summary.events_accepted),
     }
+    if feed_id:
+        accepted["duplicates_dropped"] = str(summary.duplicates_dropped)
+        accepted["last_sequence"] = str(summary.last_sequence)
+    return accepted
+
+
+def _another_feed(named: str, first: str) -> InvalidInput:
+    # The ids are not quoted back: they may be anything, and the refusal is journaled.
+    if named and first:
+        what = "another feed_id than the stream's first message"
+    elif named:
+        what = "a feed_id but the stream's first message named none"
+    else:
+        what = "no feed_id but the stream's first message named one"
+    return InvalidInput(
+        f"the message has {what}: one stream carries one feed", reason="BAD_FEED_ID"
+    )
 
 
 def _tally(summary: pb.StreamMarketDataResponse, caused: list[ev.Envelope]) -> None:
@@ -441,5 +611,7 @@ def _tally(summary: pb.StreamMarketDataResponse, caused: list[ev.Envelope]) -> N
                     summary.approvals += 1
                 else:
                     summary.rejections += 1
+                    for verdict in d.rejections:
+                        summary.rejections_by_code[verdict.code] += 1
             case ev.OrderUpdated(order=o) if o.status is OrderStatus.NEW:
                 summary.orders += 1

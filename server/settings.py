@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     advisor_idea_ttl_seconds: int = Field(
         900, gt=0, description="how long a trade idea may wait for a decision"
     )
+    trading_risk_config: Path | None = Field(
+        None,
+        description="TOML file of risk limits (keys as GetRiskStatus.limits); defaults if unset",
+    )
     advisor_price_band_pct: Decimal = Field(
         Decimal("0.05"),
         gt=0,

@@ -2,8 +2,9 @@
 
 While the database cannot be reached nothing may leave the process whose intent
 is not in the log, so trading is HALTED (by `system:audit-store`, with the
-reason). When the store is healthy again that halt is lifted, but only that
-one: a halt an operator ordered never clears by itself.
+reason), as the store's own cause (`TradingCause.AUDIT_STORE`). When the store
+is healthy again that cause is cleared, and only that one: a halt an operator
+ordered, or a breaker's reduction, never clears by itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 
 from audit.records import EventStore
 from domain.errors import DomainError
-from domain.risk import TradingState
+from domain.risk import TradingCause, TradingState
 from engines.core import Core
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,13 @@ class StoreOutageGuard:
                 log.exception("could not apply audit store health change")
 
     def _apply(self, healthy: bool, reason: str) -> None:
-        risk = self._core.risk
-        if not healthy and risk.active:
+        # The store's own cause: its recovery clears it and nothing else, so an
+        # operator's halt or a breaker's reduction stays.
+        if not healthy:
             log.error("audit store unavailable, halting trading: %s", reason)
-            self._core.set_trading_state(
-                TradingState.HALTED, HALTED_BY, f"audit store unavailable: {reason}"
-            )
-        elif healthy and not risk.active and risk.trading.changed_by == HALTED_BY:
-            log.warning("audit store is back, resuming trading")
-            self._core.set_trading_state(TradingState.ACTIVE, HALTED_BY, "audit store recovered")
+            state, why = TradingState.HALTED, f"audit store unavailable: {reason}"
+        else:
+            state, why = TradingState.ACTIVE, "audit store recovered"
+        change = self._core.set_trading_state(state, HALTED_BY, why, cause=TradingCause.AUDIT_STORE)
+        if healthy and change.changed:
+            log.warning("audit store is back; its halt is lifted")

@@ -12,7 +12,7 @@ from domain.errors import InvalidInput
 from domain.ideas import Analysis, AnalysisKind, IdeaState, TradeIdea
 from domain.orders import Order, OrderStatus, OrderType, Side
 from domain.portfolio import Account, Position
-from domain.risk import RiskDecision, TradingState, TradingStatus
+from domain.risk import RiskDecision, RuleVerdict, TradingCause, TradingState, TradingStatus
 from domain.signals import TradeSignal
 from engines.advisor.analyst import Analyst
 from engines.advisor.engine import AdvisorStats
@@ -27,10 +27,12 @@ from trading.v1 import (
 )
 
 SIDE_TO_PROTO = {Side.BUY: orders_pb2.SIDE_BUY, Side.SELL: orders_pb2.SIDE_SELL}
+SIDE_FROM_PROTO = {v: k for k, v in SIDE_TO_PROTO.items()}
 ORDER_TYPE_TO_PROTO = {
     OrderType.MARKET: orders_pb2.ORDER_TYPE_MARKET,
     OrderType.LIMIT: orders_pb2.ORDER_TYPE_LIMIT,
 }
+ORDER_TYPE_FROM_PROTO = {v: k for k, v in ORDER_TYPE_TO_PROTO.items()}
 ORDER_STATUS_TO_PROTO = {
     OrderStatus.NEW: orders_pb2.ORDER_STATUS_NEW,
     OrderStatus.ACCEPTED: orders_pb2.ORDER_STATUS_ACCEPTED,
@@ -42,8 +44,17 @@ ORDER_STATUS_TO_PROTO = {
 }
 TRADING_STATE_TO_PROTO = {
     TradingState.ACTIVE: risk_pb2.TRADING_STATE_ACTIVE,
+    TradingState.REDUCING: risk_pb2.TRADING_STATE_REDUCING,
     TradingState.HALTED: risk_pb2.TRADING_STATE_HALTED,
 }
+TRADING_STATE_FROM_PROTO = {v: k for k, v in TRADING_STATE_TO_PROTO.items()}
+TRADING_CAUSE_TO_PROTO = {
+    TradingCause.OPERATOR: risk_pb2.TRADING_CAUSE_OPERATOR,
+    TradingCause.AUDIT_STORE: risk_pb2.TRADING_CAUSE_AUDIT_STORE,
+    TradingCause.BROKER: risk_pb2.TRADING_CAUSE_BROKER,
+    TradingCause.DAILY_LOSS_BREAKER: risk_pb2.TRADING_CAUSE_DAILY_LOSS_BREAKER,
+}
+TRADING_CAUSE_FROM_PROTO = {v: k for k, v in TRADING_CAUSE_TO_PROTO.items()}
 # Event classes by the EventType a subscriber filters on.
 EVENT_TYPE_TO_PROTO: dict[type[object], int] = {
     ev.MarketDataReceived: events_pb2.EVENT_TYPE_MARKET_DATA,
@@ -56,8 +67,12 @@ EVENT_TYPE_TO_PROTO: dict[type[object], int] = {
     ev.IdeaUpdated: events_pb2.EVENT_TYPE_IDEA,
     ev.AnalysisCompleted: events_pb2.EVENT_TYPE_ANALYSIS,
     ev.CancelRequested: events_pb2.EVENT_TYPE_CANCEL_REQUESTED,
+    ev.RiskLimitsChanged: events_pb2.EVENT_TYPE_RISK_LIMITS,
 }
 EVENT_TYPE_NAMES: dict[int, str] = {v: k.__name__ for k, v in EVENT_TYPE_TO_PROTO.items()}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -121,15 +136,16 @@ def signal_to_proto(s: TradeSignal) -> risk_pb2.TradeSignal:
     )
 
 
+def verdict_to_proto(v: RuleVerdict) -> risk_pb2.RuleVerdict:
+    return risk_pb2.RuleVerdict(rule=v.rule, passed=v.passed, code=v.code, detail=v.detail)
+
+
 def decision_to_proto(d: RiskDecision) -> risk_pb2.RiskDecision:
     return risk_pb2.RiskDecision(
         decision_id=d.decision_id,
         signal=signal_to_proto(d.signal),
         approved=d.approved,
-        verdicts=[
-            risk_pb2.RuleVerdict(rule=v.rule, passed=v.passed, code=v.code, detail=v.detail)
-            for v in d.verdicts
-        ],
+        verdicts=[verdict_to_proto(v) for v in d.verdicts],
         decided_at=timestamp(d.decided_at),
     )
 
@@ -164,12 +180,17 @@ def order_to_proto(o: Order) -> orders_pb2.Order:
 
 
 def trading_status_to_proto(t: TradingStatus) -> risk_pb2.TradingStatus:
-    return risk_pb2.TradingStatus(
+    out = risk_pb2.TradingStatus(
         state=TRADING_STATE_TO_PROTO[t.state],
         changed_by=t.changed_by,
         reason=t.reason,
-        changed_at=timestamp(t.changed_at),
+        cause=TRADING_CAUSE_TO_PROTO[t.cause],
     )
+    # Unset before anything changed, and for a change made before the event clock saw
+    # its first tick: a time is never shown as the epoch.
+    if t.changed_at is not None and t.changed_at > _EPOCH:
+        out.changed_at.CopyFrom(timestamp(t.changed_at))
+    return out
 
 
 def account_to_proto(a: Account) -> orders_pb2.Account:
@@ -232,6 +253,16 @@ def envelope_to_event(e: ev.Envelope) -> events_pb2.Event:
             out.idea.CopyFrom(idea_to_proto(idea))
         case ev.AnalysisCompleted(analysis=analysis):
             out.analysis.CopyFrom(analysis_to_proto(analysis))
+        case ev.CancelRequested(order_id=order_id, requested_by=by):
+            out.cancel_requested.CopyFrom(
+                events_pb2.CancelRequest(order_id=order_id, requested_by=by)
+            )
+        case ev.RiskLimitsChanged(limits=limits, previous=previous, changed_by=by, reason=why):
+            out.risk_limits.CopyFrom(
+                events_pb2.RiskLimitsChange(
+                    limits=limits, previous=previous, changed_by=by, reason=why
+                )
+            )
     return out
 
 

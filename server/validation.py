@@ -7,11 +7,13 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TypeVar
 
 from domain import numeric
 from domain.errors import InvalidInput
 from domain.market import MarketBatch
+from domain.orders import ManualOrder, OrderType, Side
 from trading.v1 import market_pb2
 
 T = TypeVar("T")
@@ -186,3 +188,105 @@ def reason(value: str, what: str = "reason") -> str:
     if len(value) > 500:
         raise InvalidInput(f"{what} is too long: at most 500 characters")
     return value
+
+
+def decimal_text(value: str, what: str) -> Decimal:
+    """A decimal number sent as text ("10", "450.25"); refused unless finite."""
+    text = value.strip()
+    if not text or len(text) > 40:
+        raise InvalidInput(
+            f"{what} must be a decimal number such as 10 or 450.25, got {value!r:.50}"
+        )
+    try:
+        number = Decimal(text)
+    except ArithmeticError:
+        raise InvalidInput(
+            f"{what} must be a decimal number such as 10 or 450.25, got {value!r:.50}"
+        ) from None
+    if not number.is_finite():
+        raise InvalidInput(f"{what} must be finite, got {value!r:.50}")
+    return number
+
+
+def manual_order(
+    symbol_text: str,
+    side: Side | None,
+    quantity_text: str,
+    order_type: OrderType | None,
+    limit_price_text: str,
+    reason_text: str = "",
+) -> ManualOrder:
+    """A person's order (SubmitOrder, CheckOrder) checked whole before anything runs:
+    a symbol, a side, a whole positive quantity inside the numeric domain, and a limit
+    price exactly when the order is a LIMIT one."""
+    sym = symbol(symbol_text)
+    if side is None:
+        raise InvalidInput("side is required: BUY or SELL (UNSPECIFIED is not allowed)")
+    quantity = decimal_text(quantity_text, "quantity")
+    if not numeric.order_quantity_in_domain(quantity):
+        raise InvalidInput(
+            f"quantity must be in {numeric.ORDER_QUANTITY_RANGE}, got {quantity_text!r:.50}"
+        )
+    if quantity != quantity.to_integral_value():
+        raise InvalidInput(
+            f"quantity {quantity_text!r:.50} is fractional: this broker takes whole shares"
+        )
+    kind = order_type or OrderType.MARKET
+    limit: Decimal | None = None
+    if kind is OrderType.LIMIT:
+        if not limit_price_text:
+            raise InvalidInput("a LIMIT order needs limit_price")
+        limit = decimal_text(limit_price_text, "limit_price")
+        if not numeric.decimal_price_in_domain(limit):
+            raise InvalidInput(
+                f"limit_price must be in {numeric.PRICE_RANGE}, got {limit_price_text!r:.50}"
+            )
+    elif limit_price_text:
+        raise InvalidInput("limit_price is set on a MARKET order: leave it empty, or use LIMIT")
+    # Whole shares, as the integer they are: '10.0' is 10, never 1E+1.
+    return ManualOrder(sym, side, Decimal(int(quantity)), kind, limit, reason(reason_text))
+
+
+MAX_FEED_ID = 128
+MAX_FEED_SEQUENCE = 2**63 - 1
+
+
+def feed(feed_id: str, sequence: int) -> tuple[str, int]:
+    """A market-data message's feed id and sequence, checked before it is read.
+
+    A feed that names itself numbers its messages from 1: a feed id without a
+    sequence (0) is refused, and so is a sequence without a feed id. A feed id is
+    1-128 printable characters (no control characters, no leading or trailing
+    space). Messages say what is wrong without quoting the id back (it may be
+    anything, and a refusal is journaled)."""
+    if not feed_id:
+        if sequence:
+            raise InvalidInput(
+                f"sequence {sequence} is set but feed_id is empty: name the feed whose "
+                "messages are numbered (or send neither)",
+                reason="BAD_FEED_ID",
+            )
+        return feed_id, sequence
+    if len(feed_id) > MAX_FEED_ID:
+        raise InvalidInput(
+            f"feed_id is {len(feed_id)} characters long: at most {MAX_FEED_ID} are accepted",
+            reason="BAD_FEED_ID",
+        )
+    if not feed_id.isprintable() or feed_id != feed_id.strip():
+        raise InvalidInput(
+            "feed_id is malformed: use printable characters (no control characters), "
+            "without leading or trailing spaces",
+            reason="BAD_FEED_ID",
+        )
+    if sequence == 0:
+        raise InvalidInput(
+            "the message names a feed (feed_id) but has no sequence: a feed that names "
+            "itself numbers its messages 1, 2, 3, ... (the last one accepted is in the "
+            "stream's summary as last_sequence)",
+            reason="BAD_FEED_SEQUENCE",
+        )
+    if sequence > MAX_FEED_SEQUENCE:
+        raise InvalidInput(
+            f"sequence {sequence} is above {MAX_FEED_SEQUENCE}", reason="BAD_FEED_SEQUENCE"
+        )
+    return feed_id, sequence

@@ -213,10 +213,11 @@ class AdvisorEngine:
             MarketView(s, self._prices.last_price(s), self.history.recent(s))
             for s in dict.fromkeys((*symbols, *held))
         )
-        size_rule = next((r for r in self._risk.rules if isinstance(r, MaxPositionSizeRule)), None)
+        config = self._risk.config
+        has_size_rule = any(isinstance(r, MaxPositionSizeRule) for r in self._risk.rules)
         limits = RiskLimits(
-            max_position_pct=size_rule.max_position_pct if size_rule else None,
-            rules={rule.name: rule.parameters() for rule in self._risk.rules},
+            max_position_pct=config.max_position_pct if has_size_rule else None,
+            rules={rule.name: rule.parameters(config) for rule in self._risk.rules},
         )
         return AnalysisContext(
             request=request,

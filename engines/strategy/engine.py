@@ -1,9 +1,10 @@
 """The strategy engine: runs every tick of a journaled batch through the active
 strategies for its symbol, sizes their intents and publishes `SignalGenerated`.
 
-This loop is the hot path. Per tick it does one dict write (last price), one
-dict lookup (who wants this symbol) and, for each interested strategy, one
-call; no allocation, logging, Decimal or I/O unless a strategy asks to trade.
+This loop is the hot path. Per batch it does one dict write per symbol (last
+price and tick time; per tick, in C, when symbols are mixed), one dict lookup
+per symbol (who wants it) and, for each interested strategy, one call; no
+allocation, logging, Decimal or I/O per tick unless a strategy asks to trade.
 """
 
 from __future__ import annotations
@@ -125,16 +126,30 @@ class StrategyEngine:
                     symbol, own_prices, own_stamps, state
                 ):
                     crossings.append((positions[k], rank, strategy, symbol, intent))
-        last = self._prices.last
+        only = symbols[0] if len(distinct) == 1 else None
         done = 0
         for index, _rank, strategy, symbol, intent in sorted(crossings, key=_tick_order):
-            last.update(zip(symbols[done : index + 1], prices[done : index + 1], strict=True))
+            self._bring_up(batch, only, done, index + 1)
             done = index + 1
             self._bus.clock.observe(stamps[index])
             record_seq, tick_index = locate(index)
             self._emit(strategy, intent, symbol, prices[index], record_seq, tick_index)
-        last.update(zip(symbols[done:], prices[done:], strict=True))
+        if done < len(symbols):
+            self._bring_up(batch, only, done, len(symbols))
         self._bus.clock.observe(stamps[-1])
+
+    def _bring_up(self, batch: MarketBatch, only: str | None, start: int, end: int) -> None:
+        """Last prices and tick times as of tick `end - 1`, from tick `start` on: one
+        write per dict when the batch has `only` one symbol, else one (C-level)
+        update over the ticks in between."""
+        prices, stamps = batch.prices, batch.timestamps_ns
+        if only is not None:
+            self._prices.last[only] = prices[end - 1]
+            self._prices.last_ns[only] = stamps[end - 1]
+            return
+        symbols = batch.symbols[start:end]
+        self._prices.last.update(zip(symbols, prices[start:end], strict=True))
+        self._prices.last_ns.update(zip(symbols, stamps[start:end], strict=True))
 
     def _emit(
         self,

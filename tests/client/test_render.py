@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from client import render
 from tests.client.advisor_samples import RATIONALE, analysis, approved_idea, pending_idea, stamp
-from trading.v1 import audit_pb2, events_pb2, orders_pb2
+from trading.v1 import audit_pb2, events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
 
@@ -165,3 +165,31 @@ def test_ideas_table_has_one_row_per_idea() -> None:
         "-",
     ]
     assert lines[2].split()[6:] == ["APPROVED", "2013-03-01T21:14:00Z", "o510"]
+
+
+def test_trading_line_leaves_out_what_is_not_known() -> None:
+    fresh = risk_pb2.TradingStatus(state=risk_pb2.TRADING_STATE_ACTIVE)
+    reducing = risk_pb2.TradingStatus(
+        state=risk_pb2.TRADING_STATE_REDUCING,
+        changed_by="system:daily-loss",
+        changed_at=stamp("2024-03-05T15:00:00+00:00"),
+        cause=risk_pb2.TRADING_CAUSE_DAILY_LOSS_BREAKER,
+    )
+
+    assert render.trading_line(fresh) == "ACTIVE"
+    assert render.trading_line(reducing) == (
+        "REDUCING by system:daily-loss since 2024-03-05T15:00:00Z (DAILY_LOSS_BREAKER)"
+    )
+    assert render.causes_text([]) == "causes in force: none"
+
+
+def test_limits_update_text_lists_only_the_limits_that_changed() -> None:
+    response = pb.UpdateRiskLimitsResponse(
+        limits={"a": "1", "b": "5", "new": "7"}, previous={"a": "1", "b": "2"}
+    )
+
+    assert render.limits_update_text(response).splitlines() == [
+        "LIMIT  PREVIOUS  VALUE",
+        "b      2         5",
+        "new    -         7",
+    ]

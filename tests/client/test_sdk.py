@@ -7,6 +7,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -14,6 +15,7 @@ import pytest
 from google.protobuf.message import Message
 
 from client import AsyncTradingClient, TradingClient, market_event
+from client.sdk import LimitValue
 from tests.client.fake_service import TOKEN, FakeTradingService
 from trading.v1 import advisor_pb2, audit_pb2, events_pb2, market_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
@@ -190,6 +192,52 @@ UNARY_CASES = [
             idea_id="i2.1", decision=advisor_pb2.IDEA_DECISION_REJECT, reason="too risky"
         ),
         pb.DecideIdeaResponse(idea=advisor_pb2.TradeIdea(idea_id="i2.1", decided_by="operator")),
+    ),
+    Case(
+        "SetTradingState",
+        lambda c: c.set_trading_state("reducing", "cut exposure"),
+        pb.SetTradingStateRequest(state=risk_pb2.TRADING_STATE_REDUCING, reason="cut exposure"),
+        pb.SetTradingStateResponse(
+            trading=risk_pb2.TradingStatus(state=risk_pb2.TRADING_STATE_REDUCING),
+            changed=True,
+            message="OPERATOR set to REDUCING; trading is REDUCING",
+        ),
+    ),
+    Case(
+        "Flatten",
+        lambda c: c.flatten("end of day"),
+        pb.FlattenRequest(reason="end of day"),
+        pb.FlattenResponse(cancelled=[ORDER]),
+    ),
+    Case(
+        "UpdateRiskLimits",
+        lambda c: c.update_risk_limits({"max_order_notional": Decimal("1E+4")}, "tighter"),
+        pb.UpdateRiskLimitsRequest(limits={"max_order_notional": "10000"}, reason="tighter"),
+        pb.UpdateRiskLimitsResponse(
+            limits={"max_order_notional": "10000"}, previous={"max_order_notional": "25000"}
+        ),
+    ),
+    Case(
+        "CheckOrder",
+        lambda c: c.check_order("IBM", "sell", 5, limit_price=Decimal("120.50")),
+        pb.CheckOrderRequest(
+            symbol="IBM", side=orders_pb2.SIDE_SELL, quantity="5", limit_price="120.50"
+        ),
+        pb.CheckOrderResponse(approved=True, reference_price="120.50", reduces_position=True),
+    ),
+    Case(
+        "SubmitOrder",
+        lambda c: c.submit_order("AAPL", orders_pb2.SIDE_BUY, "10", reason="by hand"),
+        pb.SubmitOrderRequest(
+            symbol="AAPL",
+            side=orders_pb2.SIDE_BUY,
+            quantity="10",
+            type=orders_pb2.ORDER_TYPE_MARKET,
+            reason="by hand",
+        ),
+        pb.SubmitOrderResponse(
+            decision=risk_pb2.RiskDecision(decision_id="d1", approved=True), order=ORDER
+        ),
     ),
 ]
 
@@ -399,3 +447,121 @@ def test_async_query_audit_yields_records(fake: FakeTradingService) -> None:
     assert asyncio.run(scenario()) == [9]
     assert isinstance(fake.calls[0].request, pb.QueryAuditRequest)
     assert fake.calls[0].request.order_id == "o-1"
+
+
+# --- the risk gate's requests: names or enum values, decimal text ---------------
+
+
+def _sent(fake: FakeTradingService, call: Callable[[TradingClient], object]) -> Message:
+    with TradingClient(fake.target, TOKEN) as client:
+        call(client)
+    return fake.calls[-1].request
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("active", risk_pb2.TRADING_STATE_ACTIVE),
+        ("reducing", risk_pb2.TRADING_STATE_REDUCING),
+        ("HALTED", risk_pb2.TRADING_STATE_HALTED),
+        (risk_pb2.TRADING_STATE_HALTED, risk_pb2.TRADING_STATE_HALTED),
+    ],
+)
+def test_set_trading_state_takes_a_name_or_the_enum_value(
+    fake: FakeTradingService,
+    state: risk_pb2.TradingState.ValueType | str,
+    expected: risk_pb2.TradingState.ValueType,
+) -> None:
+    # A name in any letter case works at run time; the type checker only knows lower case.
+    request = _sent(fake, lambda c: c.set_trading_state(state, "why"))  # type: ignore[arg-type]
+
+    assert request == pb.SetTradingStateRequest(state=expected, reason="why")
+
+
+def test_set_trading_state_resets_the_daily_loss_breaker_with_its_cause(
+    fake: FakeTradingService,
+) -> None:
+    request = _sent(fake, lambda c: c.set_trading_state("active", cause="daily_loss_breaker"))
+
+    assert request == pb.SetTradingStateRequest(
+        state=risk_pb2.TRADING_STATE_ACTIVE, cause=risk_pb2.TRADING_CAUSE_DAILY_LOSS_BREAKER
+    )
+
+
+def test_an_unknown_name_is_refused_before_anything_is_sent(fake: FakeTradingService) -> None:
+    with TradingClient(fake.target, TOKEN) as client:
+        with pytest.raises(ValueError, match="unknown trading state 'paused'"):
+            client.set_trading_state("paused", "why")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="unknown side 'short'"):
+            client.check_order("IBM", "short", 1)  # type: ignore[arg-type]
+
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "order_type", "limit_price"),
+    [
+        ({}, orders_pb2.ORDER_TYPE_MARKET, ""),
+        ({"limit_price": Decimal("99.5")}, orders_pb2.ORDER_TYPE_LIMIT, "99.5"),
+        ({"limit_price": "99.50", "order_type": "limit"}, orders_pb2.ORDER_TYPE_LIMIT, "99.50"),
+        # Told MARKET with a price: sent as told, for the service to refuse with its reason.
+        ({"limit_price": 99, "order_type": "market"}, orders_pb2.ORDER_TYPE_MARKET, "99"),
+    ],
+)
+def test_submit_order_is_limit_when_a_price_is_given_unless_told(
+    fake: FakeTradingService,
+    kwargs: dict[str, object],
+    order_type: orders_pb2.OrderType.ValueType,
+    limit_price: str,
+) -> None:
+    request = _sent(fake, lambda c: c.submit_order("IBM", "buy", 3, **kwargs))  # type: ignore[arg-type]
+
+    assert request == pb.SubmitOrderRequest(
+        symbol="IBM",
+        side=orders_pb2.SIDE_BUY,
+        quantity="3",
+        type=order_type,
+        limit_price=limit_price,
+    )
+
+
+def test_quantities_and_prices_go_as_plain_decimal_text(fake: FakeTradingService) -> None:
+    request = _sent(
+        fake, lambda c: c.check_order("IBM", "buy", Decimal("1E+2"), limit_price=Decimal("0.10"))
+    )
+
+    assert request == pb.CheckOrderRequest(
+        symbol="IBM", side=orders_pb2.SIDE_BUY, quantity="100", limit_price="0.10"
+    )
+
+
+def test_a_float_quantity_is_refused_rather_than_rounded(fake: FakeTradingService) -> None:
+    with TradingClient(fake.target, TOKEN) as client, pytest.raises(TypeError, match="float"):
+        client.submit_order("IBM", "buy", 0.1)  # type: ignore[arg-type]
+
+    assert fake.calls == []
+
+
+def test_update_risk_limits_sends_booleans_and_durations_as_the_service_reads_them(
+    fake: FakeTradingService,
+) -> None:
+    limits: dict[str, LimitValue] = {
+        "daily_loss_resets_next_session": False,
+        "duplicate_window": timedelta(minutes=2),
+        "max_data_age": timedelta(seconds=0.5),
+        "max_orders_per_window": 12,
+        "min_confidence": "0.7",
+    }
+
+    request = _sent(fake, lambda c: c.update_risk_limits(limits, "review"))
+
+    assert request == pb.UpdateRiskLimitsRequest(
+        limits={
+            "daily_loss_resets_next_session": "false",
+            "duplicate_window": "120",
+            "max_data_age": "0.5",
+            "max_orders_per_window": "12",
+            "min_confidence": "0.7",
+        },
+        reason="review",
+    )

@@ -36,8 +36,10 @@ class Harness:
         price: str = "100",
         confidence: float = 0.9,
         source: str = "strategy:test",
+        marks: dict[str, float] | None = None,
     ) -> RiskDecision:
-        """Send a hand-made signal through the risk gate (and on to execution)."""
+        """Send a hand-made signal through the risk gate (and on to execution), as if
+        a tick at `price` (and at `marks` for other symbols) had just arrived."""
         signal = TradeSignal(
             signal_id=f"t{self.store.last_seq() + 1}",
             source=source,
@@ -51,7 +53,10 @@ class Harness:
         )
 
         def work() -> None:
-            self.core.prices.last[symbol] = float(price)
+            now_ns = self.core.bus.clock.now_ns()
+            for name, last in {**(marks or {}), symbol: float(price)}.items():
+                self.core.prices.last[name] = last
+                self.core.prices.last_ns[name] = now_ns
             self.core.bus.publish(SignalGenerated(signal))
 
         self.core.bus.process(work)

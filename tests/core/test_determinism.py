@@ -116,7 +116,12 @@ def test_a_replay_reproduces_the_log_whatever_the_message_sizes_and_clock(
     for message in messages:
         live.ingest(message, "stream:feeder", stream=stream)
     live.set_trading_state(TradingState.HALTED, "alice", "lunch")
-    live.ingest(messages[0], "stream:other")
+    # Another stream's tick (another symbol: under the event clock SPY's first tick,
+    # sent again, is older than SPY's last and refused).
+    first = messages[0]
+    live.ingest(
+        MarketBatch(["QQQ"], first.prices, first.volumes, first.timestamps_ns), "stream:other"
+    )
     live.bus.flush()
     recorded = list(live_store.query(AuditQuery()))
     assert sum(r.event_type == "MarketDataReceived" for r in recorded) >= 5

@@ -27,6 +27,7 @@ from engines.advisor.analyst import AnalysisRequest
 from engines.advisor.validation import validate_all
 from engines.market import MarketPrices
 from engines.portfolio import Portfolio
+from engines.risk.config import RiskConfig
 from engines.risk.rules import (
     NON_FINITE_VALUE,
     OUTSIDE_NUMERIC_DOMAIN,
@@ -139,8 +140,8 @@ def test_a_nan_confidence_is_refused_by_its_own_rule_and_by_min_confidence(
 def test_min_confidence_rule_alone_never_passes_a_non_finite_confidence(
     paper: Harness, confidence: float
 ) -> None:
-    ctx = RiskContext(paper.core.portfolio, SESSION_START)
-    verdict = MinConfidenceRule(0.0).check(hand_made_signal(confidence=confidence), ctx)
+    ctx = _context(paper, RiskConfig(min_confidence=0.0))
+    verdict = MinConfidenceRule().check(hand_made_signal(confidence=confidence), ctx)
     assert not verdict.passed
 
 
@@ -162,7 +163,7 @@ def test_a_non_finite_quantity_or_price_is_journaled_and_refused_with_every_rule
 
     assert not decision.approved
     assert NON_FINITE_VALUE in failed_codes(decision)
-    assert len(decision.verdicts) == 6
+    assert len(decision.verdicts) == len(paper.core.risk.rules)  # every rule answered
     domain = next(v for v in decision.verdicts if v.rule == "NumericDomainRule")
     assert field in domain.detail
     assert paper.payloads("RiskDecisionMade")[-1]["decision"]["approved"] is False
@@ -190,8 +191,7 @@ def test_finite_numbers_outside_the_domain_are_refused_with_their_own_code(
 
 
 def test_numbers_inside_the_domain_pass(paper: Harness) -> None:
-    ctx = RiskContext(paper.core.portfolio, SESSION_START)
-    verdict = NumericDomainRule().check(hand_made_signal(), ctx)
+    verdict = NumericDomainRule().check(hand_made_signal(), _context(paper))
     assert verdict.passed, verdict
 
 
@@ -368,7 +368,7 @@ def test_every_signal_on_an_extreme_but_valid_path_has_a_finite_confidence(
     scores a finite confidence in [0, 1], and a signal made from it is never
     taken for a non-finite one by the risk gate."""
     short_n, long_n = short_long
-    ctx = RiskContext(judge.core.portfolio, SESSION_START)
+    ctx = _context(judge)
     for k, intent in run(path, short_period=short_n, long_period=long_n):
         assert math.isfinite(intent.confidence)
         assert 0.0 <= intent.confidence <= 1.0
@@ -420,3 +420,16 @@ def test_the_crossover_keeps_crossing_after_any_values_leave_its_window(
     expected = [(k, i.side) for k, i in run(CLIMB_THEN_V)]
     after = [(k - len(prefix), i.side) for k, i in run(prefix + CLIMB_THEN_V)]
     assert [c for c in after if c[0] >= 140] == expected
+
+
+def _context(harness: Harness, config: RiskConfig | None = None) -> RiskContext:
+    """The context a rule judges in, as the engine builds it for a fresh account."""
+    return RiskContext(
+        harness.core.portfolio,
+        SESSION_START,
+        config or RiskConfig(),
+        harness.core.prices,
+        True,
+        None,
+        False,
+    )

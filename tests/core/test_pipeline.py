@@ -24,12 +24,20 @@ def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
     assert decision.approved and decision.signal.side == orders_pb2.SIDE_BUY
     assert decision.signal.confidence > 0.6
     assert {v.rule for v in decision.verdicts} == {
+        "NumericDomainRule",
+        "MarketHoursRule",
+        "BrokerHealthRule",
+        "StaleDataRule",
+        "PriceCollarRule",
+        "MinConfidenceRule",
+        "MaxOrderQuantityRule",
+        "MaxOrderNotionalRule",
         "MaxPositionSizeRule",
         "MaxPositionsPerSymbolRule",
+        "GrossExposureRule",
+        "DailyLossRule",
         "DuplicateSignalRule",
-        "MarketHoursRule",
-        "MinConfidenceRule",
-        "NumericDomainRule",
+        "OrderRateRule",
     }
 
     [order] = client.list_order_history().orders

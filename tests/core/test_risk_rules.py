@@ -1,5 +1,7 @@
-"""Each risk rule refuses what it should, says why with a stable code, and never
-refuses a trade that only reduces a position."""
+"""Each risk rule refuses what it should through the whole core, says why with a
+stable code, and a trade that only reduces a position is never refused by a rule
+that judges new exposure only (the engine's exemption). Every rule on its own,
+with hand-made contexts, is tested in test_risk_limits.py."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 
 from domain.orders import OrderStatus, Side
 from domain.risk import TradingState
+from engines.risk.rules import REDUCES_POSITION
 from tests.core.fakes import HoldingBroker
 from tests.core.harness import Harness, failed_codes, make_harness
 from tests.core.paths import SESSION_START
@@ -31,9 +34,11 @@ def test_a_trade_within_every_limit_is_approved_with_each_verdict_recorded(paper
     decision = paper.signal(quantity="40", price="100")  # 4,000 of 100,000
 
     assert decision.approved
-    assert [v.code for v in decision.verdicts] == ["OK"] * 6  # five limits and NumericDomainRule
+    rules = paper.core.risk.rules
+    assert [v.rule for v in decision.verdicts] == [r.name for r in rules]
+    assert [v.code for v in decision.verdicts] == ["OK"] * len(rules) == ["OK"] * 14
     [payload] = paper.payloads("RiskDecisionMade")
-    size = payload["decision"]["verdicts"][0]
+    [size] = [v for v in payload["decision"]["verdicts"] if v["rule"] == "MaxPositionSizeRule"]
     assert size == {
         "rule": "MaxPositionSizeRule",
         "passed": True,
@@ -108,13 +113,75 @@ def test_reducing_a_position_is_never_refused_by_size_or_count(
     assert "POSITION_SIZE_EXCEEDS_LIMIT" in failed_codes(oversell)
 
 
+# The rules that judge new exposure only (applies_to_reducing False), and those
+# that judge every trade.
+EXEMPT_WHEN_REDUCING = {
+    "BrokerHealthRule",
+    "StaleDataRule",
+    "MinConfidenceRule",
+    "MaxOrderQuantityRule",
+    "MaxOrderNotionalRule",
+    "MaxPositionSizeRule",
+    "MaxPositionsPerSymbolRule",
+    "GrossExposureRule",
+    "DailyLossRule",
+    "DuplicateSignalRule",
+}
+JUDGE_EVERY_TRADE = {"NumericDomainRule", "MarketHoursRule", "PriceCollarRule", "OrderRateRule"}
+
+
+def test_the_engine_exempts_reducing_trades_from_exactly_the_rules_that_say_so(
+    paper: Harness,
+) -> None:
+    assert {r.name for r in paper.core.risk.rules if not r.applies_to_reducing} == (
+        EXEMPT_WHEN_REDUCING
+    )
+    assert {r.name for r in paper.core.risk.rules if r.applies_to_reducing} == JUDGE_EVERY_TRADE
+
+
+def test_a_reducing_trade_passes_limits_it_would_break_but_not_the_order_rate(
+    paper: Harness,
+) -> None:
+    core = paper.core
+    assert paper.signal(quantity="40", source="strategy:exit").approved
+    assert core.portfolio.quantity("SPY") == 40
+    # Every limit a reducing trade is exempt from is now far below what it does.
+    core.update_risk_limits(
+        {
+            "min_confidence": "0.99",
+            "max_order_quantity": "1",
+            "max_order_notional": "1",
+            "max_position_pct": "0.0001",
+            "max_gross_exposure_pct": "0.0001",
+            "max_orders_per_window": "3",
+            "max_orders_per_symbol_per_window": "3",
+        },
+        "alice",
+        "squeeze",
+    )
+
+    first = paper.signal(side=Side.SELL, quantity="10", confidence=0.1, source="strategy:exit")
+    # The same source, symbol and side 0 s later: a duplicate, but it reduces.
+    second = paper.signal(side=Side.SELL, quantity="10", confidence=0.1, source="strategy:exit")
+
+    for cut in (first, second):
+        assert cut.approved, cut.rejections
+        codes = {v.rule: v.code for v in cut.verdicts}
+        assert {r for r, c in codes.items() if c == REDUCES_POSITION} == EXEMPT_WHEN_REDUCING
+        assert {codes[r] for r in JUDGE_EVERY_TRADE} == {"OK"}
+    assert core.portfolio.quantity("SPY") == 20
+    # Three orders in the last minute: a fourth, reducing or not, is a loop.
+    third = paper.signal(side=Side.SELL, quantity="10", confidence=0.1, source="strategy:exit")
+    assert failed_codes(third) == {"ORDER_RATE_EXCEEDED"}
+
+
 def test_duplicate_signal_within_sixty_seconds_is_refused(paper: Harness) -> None:
     assert paper.signal(quantity="1").approved
     harness_time = SESSION_START + timedelta(seconds=30)
     paper.at(harness_time)
     duplicate = paper.signal(quantity="1")
     assert failed_codes(duplicate) == {"DUPLICATE_SIGNAL"}
-    assert "30.0s ago" in duplicate.rejections[0].detail
+    assert duplicate.rejections[0].detail == "same signal approved 30s ago, window=60s"
 
     paper.at(SESSION_START + timedelta(seconds=61))
     assert paper.signal(quantity="1").approved
@@ -158,7 +225,7 @@ def test_every_rule_is_evaluated_even_after_one_fails(paper: Harness) -> None:
     paper.at(datetime(2024, 3, 9, 15, 0, tzinfo=UTC))
     decision = paper.signal(quantity="100", confidence=0.1)
 
-    assert len(decision.verdicts) == 6
+    assert len(decision.verdicts) == len(paper.core.risk.rules) == 14
     assert failed_codes(decision) == {
         "POSITION_SIZE_EXCEEDS_LIMIT",
         "OUTSIDE_MARKET_HOURS",
@@ -177,7 +244,9 @@ def test_a_halt_rejects_everything_but_cancelling_still_works(
     halted = harness.signal(quantity="1", source="strategy:other")
 
     assert failed_codes(halted) == {"RISK_ENGINE_DEACTIVATED"}
-    assert halted.rejections[0].detail == "risk engine deactivated by alice: broker incident"
+    [halt] = halted.rejections
+    assert "alice" in halt.detail
+    assert "broker incident" in halt.detail
     assert len(broker.submitted) == 1
     cancelled = harness.core.cancel_order(open_order.order_id)
     assert cancelled.status is OrderStatus.CANCELLED

@@ -22,7 +22,15 @@ PEOPLE = {
     "carol": {"token": "carol-token-0123456789", "roles": ["trader"]},
     "feeder": {"token": "feeder-token-012345678", "roles": ["feed"]},
 }
-OPERATOR_ONLY = {"ActivateStrategy", "DeactivateStrategy", "ActivateRisk", "DeactivateRisk"}
+OPERATOR_ONLY = {
+    "ActivateStrategy",
+    "DeactivateStrategy",
+    "ActivateRisk",
+    "DeactivateRisk",
+    "SetTradingState",
+    "Flatten",
+    "UpdateRiskLimits",
+}
 
 
 @pytest.fixture

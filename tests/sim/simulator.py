@@ -12,6 +12,8 @@ not committed, restarts from the log). After every step it checks:
   per decision, and no approval while trading was halted;
 * no approved decision built on a non-finite or out-of-range number;
 * a refused input changed nothing (journal, counters, prices, strategy state);
+* a resent message of a named feed (on any stream of that feed id) is dropped
+  and changes nothing, even after a restart;
 * every acknowledged tick is in the journal exactly once (each tick carries a
   unique id as its volume), whatever crashed;
 * a duplicated broker report never moves a position;
@@ -46,9 +48,9 @@ from domain.events import (
 )
 from domain.ideas import AnalysisKind, IdeaState
 from domain.orders import BrokerReport, OrderStatus
-from domain.risk import TradingState
+from domain.risk import TradingCause, TradingState
 from engines.advisor.analyst import AnalysisRequest
-from engines.bus import MAX_TICKS_PER_MESSAGE
+from engines.bus import MAX_TICKS_PER_MESSAGE, DuplicateMessage
 from engines.clock import datetime_to_ns
 from engines.core import Core
 from engines.replay import replay
@@ -60,7 +62,18 @@ from tests.core.paths import SESSION_START
 from trading.v1 import market_pb2
 
 SYMBOLS = ("SPY", "QQQ", "IWM")
-FEEDS = (("feeder", "a"), ("feeder", "b"), ("other", "c"))  # two streams share a principal
+# (principal, stream, feed id): two streams share a principal, one stream names no
+# feed, and one feed id is sent by two principals' streams (a feed failing over).
+FEEDS = (
+    ("feeder", "a", "alpha"),
+    ("feeder", "b", ""),
+    ("other", "c", "alpha"),
+    ("other", "d", "gamma"),
+)
+FEED_IDS = tuple(sorted({feed for _, _, feed in FEEDS if feed}))
+RESEND_RATE = 0.1  # of a named feed's messages, a resend of one already accepted
+RESENDABLE = 32  # recent accepted messages (of up to RESENDABLE_TICKS) kept to resend
+RESENDABLE_TICKS = 2_000
 # Values a hostile or broken feed sends; the edge must refuse what is outside the
 # documented domain and the core must survive what is inside it.
 HOSTILE_PRICES = (5e-324, 1e-300, 0.0, -1.0, math.nan, math.inf, 1.7e308, 1e-4, 1e7, 2e-4, 9e6)
@@ -107,6 +120,7 @@ class Stats:
     orders: int = 0
     restarts: int = 0
     outages: int = 0
+    duplicates: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
 
 
@@ -124,6 +138,10 @@ class Simulation:
         self.core = self._build()
         self.now_ns = datetime_to_ns(SESSION_START)
         self.next_tick_id = 1
+        # Per feed id the last sequence sent; and accepted messages that a resend must
+        # find dropped: (feed id, sequence, events, tick ids).
+        self.feed_sent: dict[str, int] = {}
+        self.resendable: list[tuple[str, int, list[market_pb2.MarketEvent], set[int]]] = []
         self.unacknowledged: set[int] = set()
         self.acknowledged: set[int] = set()
         self.walk = dict.fromkeys(SYMBOLS, 100.0)
@@ -138,7 +156,7 @@ class Simulation:
         self._decisions: dict[str, bool] = {}
         self._ordered: set[str] = set()
         self._journaled: Counter[int] = Counter()
-        self._trading = TradingState.ACTIVE
+        self._causes: dict[TradingCause, TradingState] = {}
 
     def _build(self) -> Core:
         return build_core(self.settings, self.store, self.calendar)
@@ -177,20 +195,58 @@ class Simulation:
     # --- inputs ------------------------------------------------------------------
 
     def market(self) -> None:
-        user, stream = self.rng.choice(FEEDS)
+        user, stream, feed = self.rng.choice(FEEDS)
+        if feed and self.rng.random() < RESEND_RATE and self._resend(user, stream, feed):
+            return
+        sequence = 0
+        if feed:
+            sequence = self.feed_sent[feed] = self.feed_sent.get(feed, 0) + 1
         events = self._events(self._size())
         before = self.fingerprint()
         try:
             batch = self.reader.read(events, self.now_ns + 60 * NS)
             ids = {int(v) for v in batch.volumes}
-            self.core.ingest(batch, f"stream:{user}", stream=(user, stream))
+            self.core.ingest(
+                batch, f"stream:{user}", stream=(user, stream), feed_id=feed, sequence=sequence
+            )
         except (InvalidInput, Unavailable) as exc:
+            # Its number is not accepted: the feed's next message leaves a gap, accepted.
             self.stats.refused += 1
             if self.fingerprint() != before:
                 self.fail(f"a refused message changed the core ({exc})")
             return
+        except DuplicateMessage as exc:
+            self.fail(f"a new message was dropped as a duplicate ({exc})")
         self.unacknowledged |= ids
         self.stats.ticks += len(batch)
+        if feed and len(batch) <= RESENDABLE_TICKS:
+            self.resendable = [*self.resendable[1 - RESENDABLE :], (feed, sequence, events, ids)]
+
+    def _resend(self, user: str, stream: str, feed: str) -> bool:
+        """Send again, on this stream, a message of `feed` already accepted (perhaps by
+        another stream or principal): it must be dropped, changing nothing, even
+        though under the event clock its ticks are older than the last ones."""
+        sent = [entry for entry in self.resendable if entry[0] == feed]
+        if not sent:
+            return False
+        _, sequence, events, _ids = self.rng.choice(sent)
+        before = self.fingerprint()
+        batch = self.reader.read(events, self.now_ns + 60 * NS)
+        try:
+            self.core.ingest(
+                batch, f"stream:{user}", stream=(user, stream), feed_id=feed, sequence=sequence
+            )
+        except DuplicateMessage:
+            self.stats.duplicates += 1
+            if self.fingerprint() != before:
+                self.fail(f"a dropped duplicate (feed {feed}, message {sequence}) changed the core")
+            return True
+        except (InvalidInput, Unavailable) as exc:
+            self.fail(
+                f"feed {feed}'s message {sequence}, sent again, was refused, not dropped: {exc}"
+            )
+        self.fail(f"feed {feed}'s message {sequence}, sent again, was accepted a second time")
+        return True
 
     def _size(self) -> int:
         roll = self.rng.random()
@@ -285,9 +341,12 @@ class Simulation:
         if self.outage_steps:
             self.store.end_outage()
             self.outage_steps = 0
-            core = self.core
-            if core.risk.trading.changed_by == HALTED_BY and not core.risk.active:
-                core.set_trading_state(TradingState.ACTIVE, HALTED_BY, "audit store recovered")
+            self.core.set_trading_state(
+                TradingState.ACTIVE,
+                HALTED_BY,
+                "audit store recovered",
+                cause=TradingCause.AUDIT_STORE,
+            )
             return
         self.stats.outages += 1
         self.store.simulate_outage()
@@ -298,11 +357,14 @@ class Simulation:
         if not self.outage_steps:
             return
         self.outage_steps += 1
-        if self.outage_steps > self.halt_delay and self.core.risk.active:
+        if self.outage_steps > self.halt_delay:
             # With the backlog full the halt itself waits for room, as live.
             with contextlib.suppress(Unavailable):
                 self.core.set_trading_state(
-                    TradingState.HALTED, HALTED_BY, "audit store unavailable"
+                    TradingState.HALTED,
+                    HALTED_BY,
+                    "audit store unavailable",
+                    cause=TradingCause.AUDIT_STORE,
                 )
 
     def restart(self) -> None:
@@ -310,6 +372,8 @@ class Simulation:
         if self.rng.random() < 0.5:
             self.store.crash()  # killed: what was not committed is gone
             self.unacknowledged.clear()
+            # What was not committed is gone, so a resend of it is rightly accepted.
+            self.resendable = [e for e in self.resendable if e[3] <= self.acknowledged]
         else:
             self.acknowledge()
         if self.outage_steps:
@@ -356,6 +420,8 @@ class Simulation:
             self.store.last_seq(),
             core.stats.market_events,
             tuple(sorted(core.prices.last.items())),
+            tuple(sorted(core.prices.last_ns.items())),
+            tuple(core.bus.last_sequence(feed) for feed in FEED_IDS),
             states,
         )
 
@@ -381,7 +447,7 @@ class Simulation:
                     if self._journaled[int(tick)] > 1:
                         self.fail(f"tick {int(tick)} is journaled twice (seq {record.seq})")
             case TradingStateChanged(status=status):
-                self._trading = status.state
+                self._causes[status.cause] = status.state
             case RiskDecisionMade(decision=decision):
                 self._decisions[decision.decision_id] = decision.approved
                 if decision.approved:
@@ -396,7 +462,7 @@ class Simulation:
                 self.stats.orders += 1
 
     def _check_approval(self, decision: Any, seq: int) -> None:
-        if self._trading is not TradingState.ACTIVE:
+        if TradingState.HALTED in self._causes.values():
             self.fail(f"decision {decision.decision_id} (seq {seq}) approved while halted")
         signal = decision.signal
         numbers = (signal.confidence, float(signal.quantity), float(signal.reference_price))
