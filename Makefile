@@ -1,4 +1,11 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
+#
+# Variable:
+#   LISTEN=HOST:PORT  `make run` serves there (passed as --listen). Unset (the
+#                     default), trading-server takes TRADING_LISTEN from the
+#                     environment, else 127.0.0.1:50051; so both
+#                     `TRADING_LISTEN=0.0.0.0:6000 make run` and
+#                     `make run LISTEN=0.0.0.0:6000` work (LISTEN wins if both).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +13,7 @@ PY := $(BIN)/python
 PROTO_DIR := protos
 PROTO_SRC := $(wildcard $(PROTO_DIR)/trading/v1/*.proto)
 PROTO_STAMP := $(PROTO_DIR)/trading/v1/.generated
-LISTEN ?= 127.0.0.1:50051
+LISTEN ?=
 
 .PHONY: setup proto run demo test test-fast bench soak lint clean
 
@@ -30,7 +37,7 @@ $(PROTO_STAMP): $(PROTO_SRC) $(VENV)/.installed
 	touch $@
 
 run: setup
-	$(BIN)/trading-server --listen $(LISTEN)
+	$(BIN)/trading-server $(if $(strip $(LISTEN)),--listen $(strip $(LISTEN)))
 
 demo: setup
 	$(PY) -m client.demo

@@ -6,13 +6,18 @@
 $TRADING_API_KEY. Output is text for people; `--json` (before or after the
 command) prints each response as JSON, one object per line for streams.
 
-Exit status: 0 success; 1 the service failed or could not be reached
-(UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...); 2 the request was refused as
+Exit status: 0 success; 1 the service failed (UNAVAILABLE, DEADLINE_EXCEEDED,
+INTERNAL, ... from a service that was reached); 2 the request was refused as
 given (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNAUTHENTICATED,
 PERMISSION_DENIED, ...) or the command line was wrong; 3 `audit verify` found
-the hash chain broken; 130 interrupted. `risk check` and `order buy|sell`
-exit 1 when the risk gate would refuse (or refused) the order. An RPC error
-prints ``error: <CODE>: <details>`` on stderr, never a traceback.
+the hash chain broken; 4 the service could not be reached (nothing listens at
+the target, its name does not resolve, or no connection was made before the
+deadline); 130 interrupted. `risk check` and `order buy|sell` exit 1 when the
+risk gate would refuse (or refused) the order. An RPC error prints
+``error: <CODE>: <details>`` on stderr, never a traceback; an unreachable
+service prints one line naming the address instead. A reader that closes the
+output early (``tradectl audit query | head -1``) ends the command quietly,
+with 0.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +52,8 @@ EXIT_REFUSED: Final = 2
 # `risk check` and `order`: the risk gate would refuse, or refused, the order.
 EXIT_GATE_REFUSED: Final = 1
 EXIT_AUDIT_BROKEN: Final = 3
+# No connection to the service at all: nothing listening, unknown name, no handshake in time.
+EXIT_UNREACHABLE: Final = 4
 EXIT_INTERRUPTED: Final = 130
 
 # Codes that mean "this request, as given, will not succeed": fix the command, not the service.
@@ -108,10 +116,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("no API key: pass --token or set TRADING_API_KEY")
     printer = Printer(args.json, sys.stdout)
     handler: Handler = args.handler
+    channel = grpc.insecure_channel(args.target)
     try:
-        with TradingClient(args.target, args.token, timeout=args.timeout) as client:
-            return handler(client, args, printer)
+        with channel:  # the client's: TradingClient leaves a channel it is given open
+            client = TradingClient(args.target, args.token, timeout=args.timeout, channel=channel)
+            status = handler(client, args, printer)
+        sys.stdout.flush()  # a reader gone shows up here, not at interpreter exit
+        return status
+    except BrokenPipeError:  # before OSError: `tradectl audit query | head -1`
+        _discard_stdout()
+        return EXIT_OK
     except grpc.RpcError as error:
+        if _unreachable(error, args.target, args.timeout):
+            print(
+                f"cannot reach the trading service at {args.target}: is it running? "
+                "start it with 'make run'",
+                file=sys.stderr,
+            )
+            return EXIT_UNREACHABLE
         code = error.code()
         print(f"error: {code.name}: {error.details() or ''}", file=sys.stderr)
         return EXIT_REFUSED if code in REFUSED_CODES else EXIT_FAILED
@@ -122,13 +144,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+# What gRPC's client side says when it made no connection at all (refused, unknown
+# name, unroutable, no HTTP/2 handshake in time): the service was never reached.
+_NO_CONNECTION: Final = (
+    "failed to connect to all addresses",
+    "connection refused",
+    "failed to connect to remote host",
+    "errors resolving",
+    "dns resolution failed",
+    "name resolution",
+    "no route to host",
+    "network is unreachable",
+)
+
+
+def _unreachable(error: grpc.RpcError, target: str, timeout: float) -> bool:
+    """True when the call failed because no connection to the service was made."""
+    code = error.code()
+    if code is grpc.StatusCode.UNAVAILABLE:
+        details = (error.details() or "").lower()
+        return any(marker in details for marker in _NO_CONNECTION)
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        # The same status for a slow service and for one never reached: ask TCP.
+        return not _accepts_connections(target, min(1.0, max(timeout, 0.1)))
+    return False
+
+
+def _accepts_connections(target: str, timeout: float) -> bool:
+    """Whether `target` (host:port, [v6]:port, dns:///host:port) takes a TCP
+    connection within `timeout`; True when the target is not of that form."""
+    address = target
+    for scheme in ("dns:", "ipv4:", "ipv6:"):
+        address = address.removeprefix(scheme)
+    address = address.removeprefix("///")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "/" in address:
+        return True
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _discard_stdout() -> None:
+    """The reader of stdout has gone: point stdout at /dev/null, so that the flush at
+    exit does not fail again (the recipe in Python's signal module docs, SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (replaced, or closed)
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; defaults come from the environment when this is called."""
     parser = argparse.ArgumentParser(
         prog="tradectl",
         description="Drive the trading service.",
         epilog="Exit status: 0 ok, 1 service failure (and for `risk check` and `order`: "
-        "the risk gate refuses), 2 refused request or bad usage, 3 broken audit chain.",
+        "the risk gate refuses), 2 refused request or bad usage, 3 broken audit chain, "
+        "4 service not reachable.",
     )
     parser.add_argument(
         "--target",

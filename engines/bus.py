@@ -7,7 +7,7 @@ published is appended to the audit log first (which gives it its seq), then
 dispatched depth-first to its subscribers, so a signal is fully decided and
 executed before the next tick is looked at.
 
-Three promises live here and nowhere else:
+Four promises live here and nowhere else:
 
 * **Time is part of the input.** The clock is read once when an input begins
   (`Clock.begin_input`); under the wall clock every event of the input carries

@@ -69,8 +69,7 @@ class AdvisorRpcs:
     def GetIdea(
         self, request: pb.GetIdeaRequest, context: grpc.ServicerContext
     ) -> pb.GetIdeaResponse:
-        if not request.idea_id:
-            raise InvalidInput("idea_id is empty: give an idea id (see ListIdeas)")
+        validation.identifier(request.idea_id, "idea_id", "give an idea id (see ListIdeas)")
         record = self._durably(lambda: self._core.advisor.get(request.idea_id))
         return pb.GetIdeaResponse(idea=_idea(record))
 
@@ -78,8 +77,7 @@ class AdvisorRpcs:
     def DecideIdea(
         self, request: pb.DecideIdeaRequest, context: grpc.ServicerContext
     ) -> pb.DecideIdeaResponse:
-        if not request.idea_id:
-            raise InvalidInput("idea_id is empty: give an idea id (see ListIdeas)")
+        validation.identifier(request.idea_id, "idea_id", "give an idea id (see ListIdeas)")
         if request.decision == advisor_pb2.IDEA_DECISION_APPROVE:
             approve = True
         elif request.decision == advisor_pb2.IDEA_DECISION_REJECT:

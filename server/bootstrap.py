@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import sys
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from audit.sql_store import SqlAlchemyEventStore
 from brokers.base import Broker
 from brokers.paper.adapter import PaperBroker, RecordedFill
 from brokers.paper.config import PaperBrokerConfig
+from domain.errors import Unavailable
 from domain.events import (
     Envelope,
     IdeaUpdated,
@@ -55,6 +57,7 @@ from engines.strategy.engine import StrategyEngine
 from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
 from engines.strategy.sizing import FractionOfEquitySizer
 from server.auth import ROLES, Authenticator, AuthInterceptor, Principal, load_tokens_file
+from server.broker_health import BrokerHealthGuard
 from server.decoding import DecodeErrorInterceptor
 from server.event_stream import EventHub
 from server.servicer import TradingServicer
@@ -242,14 +245,39 @@ class Service:
     health: health.HealthServicer
     outage_guard: StoreOutageGuard
     anchors: AnchorWriter | None = None
+    broker_guard: BrokerHealthGuard | None = None
 
     def stop(self, grace: float | None = 2.0) -> None:
+        """Shut down in order. Health says NOT_SERVING for every service first (and
+        stays so), subscriptions end, and the server takes no new call; calls in
+        flight get `grace` seconds to finish (a stream its current message, and its
+        summary if the client ends it), then are cancelled (None: at once). Then what
+        the core still holds is journaled and the audit store commits every queued
+        row and closes, and the anchors publish the final head. Raises Unavailable
+        if the store had to leave rows uncommitted."""
+        self.health.enter_graceful_shutdown()
         self.hub.close()
+        started = time.monotonic()
         self.server.stop(grace).wait()
+        took = time.monotonic() - started
+        if grace is not None and grace > 0:
+            if took < grace:
+                log.info("shutdown: every call finished (%.2f s)", took)
+            else:
+                log.warning("shutdown: grace of %g s over, calls still open were cancelled", grace)
         self.outage_guard.close()
+        if self.broker_guard is not None:
+            self.broker_guard.close()
+        try:
+            # Waits for an input still running on a cancelled call's thread, and
+            # journals market data the sequencer has staged but not yet appended.
+            self.core.bus.flush()
+        except Unavailable as exc:
+            log.error("shutdown: cannot flush the audit log: %s", exc)
         self.store.close()
         if self.anchors is not None:
             self.anchors.close()  # the head, as the store was closed with it
+        log.info("shutdown: audit log flushed and closed at seq %d", self.store.last_seq())
 
 
 def create_server(
@@ -322,10 +350,11 @@ def create_server(
     )
     _report_health(core, health_servicer)
     guard = StoreOutageGuard(core, store)
+    broker_guard = BrokerHealthGuard(core)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    return Service(server, port, core, store, hub, health_servicer, guard, anchors)
+    return Service(server, port, core, store, hub, health_servicer, guard, anchors, broker_guard)
 
 
 def _report_health(core: Core, health_servicer: health.HealthServicer) -> None:

@@ -109,8 +109,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             )
 
     def _set_strategy(self, name: str, active: bool, context: grpc.ServicerContext) -> pb.Strategy:
-        if not name:
-            raise InvalidInput("name is empty: give a strategy name (see ListStrategies)")
+        validation.identifier(name, "name", "give a strategy name (see ListStrategies)")
         info = self._core.set_strategy_active(name, active, self._auth.of(context))
         self._core.bus.flush()  # an operator action is durable before it is confirmed
         return tr.strategy_to_proto(info)
@@ -270,6 +269,8 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     def SubmitOrder(
         self, request: pb.SubmitOrderRequest, context: grpc.ServicerContext
     ) -> pb.SubmitOrderResponse:
+        if request.type and request.type not in tr.ORDER_TYPE_FROM_PROTO:
+            raise InvalidInput(f"type {request.type} is not a known OrderType")
         order = validation.manual_order(
             request.symbol,
             tr.SIDE_FROM_PROTO.get(request.side),
@@ -278,8 +279,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             request.limit_price,
             request.reason,
         )
-        if request.type and request.type not in tr.ORDER_TYPE_FROM_PROTO:
-            raise InvalidInput(f"type {request.type} is not a known OrderType")
         decision, placed = self._core.submit_order(order, self._auth.of(context))
         self._core.bus.flush()
         response = pb.SubmitOrderResponse(decision=tr.decision_to_proto(decision))
@@ -340,8 +339,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.ServicerContext
     ) -> pb.CancelOrderResponse:
-        if not request.order_id:
-            raise InvalidInput("order_id is empty")
+        validation.identifier(request.order_id, "order_id", "see ListActiveOrders")
         order = self._core.cancel_order(request.order_id, self._auth.of(context))
         self._core.bus.flush()
         return pb.CancelOrderResponse(order=tr.order_to_proto(order))
@@ -528,8 +526,8 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             until=until,
             event_types=frozenset(request.event_types),
             symbol=validation.symbol(request.symbol) if request.symbol else None,
-            order_id=request.order_id or None,
-            idea_id=request.idea_id or None,
+            order_id=_optional_id(request.order_id, "order_id"),
+            idea_id=_optional_id(request.idea_id, "idea_id"),
         )
         # In chunks: a client slow to read holds no pooled database connection.
         for record in read_in_chunks(self._store, query, context.is_active):
@@ -556,6 +554,10 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         if anchor.anchored_at is not None:
             response.anchored_at.CopyFrom(tr.timestamp(anchor.anchored_at))
         return response
+
+
+def _optional_id(value: str, what: str) -> str | None:
+    return validation.identifier(value, what, "or leave it empty") if value else None
 
 
 def _causes(statuses: Iterable[TradingStatus]) -> list[risk_pb2.TradingStatus]:

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         le=64 * 1024 * 1024,
         description="largest request message accepted (RESOURCE_EXHAUSTED above it)",
     )
+    trading_shutdown_grace_seconds: float = Field(
+        10,
+        ge=0,
+        description="on SIGTERM/SIGINT, calls in flight get this long to finish before they "
+        "are cancelled (server/main.py)",
+    )
     # Used by the Alpaca broker and the OpenAI advisor.
     alpaca_api_key: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None

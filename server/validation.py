@@ -183,6 +183,25 @@ def page(page_size: int, page_token: str) -> Page:
     return Page(int(page_token), size)
 
 
+MAX_ID_LENGTH = 64
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")  # 64: MAX_ID_LENGTH
+
+
+def identifier(value: str, what: str, hint: str) -> str:
+    """A name or id a client refers to (a strategy, an order, an idea): this service
+    only hands out short ASCII ones, so anything else is refused here, and no error
+    ever echoes an unbounded string back."""
+    if not value:
+        raise InvalidInput(f"{what} is empty: {hint}")
+    if not _IDENTIFIER.fullmatch(value):
+        raise InvalidInput(
+            f"{what} {value[:40]!r}{'...' if len(value) > 40 else ''} is not one this "
+            f"service issues (at most {MAX_ID_LENGTH} letters, digits, '_', '.', ':' or "
+            f"'-'): {hint}"
+        )
+    return value
+
+
 def reason(value: str, what: str = "reason") -> str:
     value = value.strip()
     if len(value) > 500:

@@ -19,7 +19,7 @@ from audit.records import EventStore
 from client.sdk import TradingClient
 from server.bootstrap import Service, create_server, load_calendar
 from server.settings import Settings
-from tests import pg
+from tests.support.databases import BACKENDS, database
 
 TOKEN = "test-token"
 
@@ -76,18 +76,11 @@ def start_service(tmp_path: Path, calendar: Any) -> Iterator[StartService]:
         handle.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh audit database: a SQLite file, or a PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'audit.db'}"
-        return
-    pg.require_postgres()
-    url = pg.create_database("service_test")
-    try:
+    with database(request.param, tmp_path / "audit.db", "service_test") as url:
         yield url
-    finally:
-        pg.drop_database(url)
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.advisor.helpers import RISING, SYMBOL, ticks
 from tests.conftest import RunningService, StartService
 from tests.fakes.openai_server import FakeOpenAI
+from tests.support.aapl import RISING, SYMBOL
+from tests.support.market import ticks
 
 
 @pytest.fixture

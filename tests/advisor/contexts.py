@@ -16,7 +16,7 @@ from engines.advisor.analyst import (
     ProposedIdea,
     RiskLimits,
 )
-from tests.advisor.helpers import SESSION
+from tests.support.market import SESSION
 
 EQUITY = Decimal("100000")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from domain.events import Envelope, MarketDataReceived
 from domain.market import MarketBatch
 from engines.advisor.history import PriceHistory
-from tests.advisor.helpers import SESSION
+from tests.support.market import SESSION
 
 
 def _journaled(symbols: list[str], prices: list[float]) -> Envelope:

@@ -8,8 +8,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.advisor.helpers import RISING, SYMBOL, rpc_error, ticks
 from tests.conftest import RunningService, StartService
+from tests.support.aapl import RISING, SYMBOL
+from tests.support.calls import bearer, failure_of
+from tests.support.market import ticks
 from trading.v1 import advisor_pb2, orders_pb2
 from trading.v1 import trading_service_pb2 as pb
 
@@ -100,12 +102,10 @@ def test_a_bad_request_is_invalid_argument_and_changes_nothing(
     stub = offline.client._stub
     method = getattr(stub, type(request_).__name__.removesuffix("Request"))
 
-    error_code, error_details = rpc_error(
-        lambda: method(request_, metadata=(("authorization", "Bearer test-token"),))
-    )
+    failure = failure_of(lambda: method(request_, metadata=bearer()))
 
-    assert error_code == grpc.StatusCode.INVALID_ARGUMENT
-    assert message in error_details
+    assert failure.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in failure.details
     assert offline.client.verify_audit().last_seq == before
 
 
@@ -124,5 +124,5 @@ def test_ideas_and_what_they_led_to_survive_a_restart(
 
     assert restored == approved
     assert restored.order.status == orders_pb2.ORDER_STATUS_FILLED
-    code, _ = rpc_error(lambda: second.client.decide_idea(idea.idea_id, APPROVE, "again"))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    failure = failure_of(lambda: second.client.decide_idea(idea.idea_id, APPROVE, "again"))
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION

@@ -4,13 +4,13 @@ OpenAI server: analyze, list, decide, and what the model's answers turn into."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import grpc
 import pytest
 
-from tests.advisor.helpers import LAST_TICK, SYMBOL, price_at, rpc_error
+from client.sdk import market_event
 from tests.conftest import RunningService, StartService
 from tests.fakes.openai_server import (
     MODEL,
@@ -23,12 +23,19 @@ from tests.fakes.openai_server import (
     server_error,
     slow,
 )
+from tests.support.aapl import LAST_TICK, SYMBOL
+from tests.support.calls import failure_of
 from trading.v1 import advisor_pb2, events_pb2, orders_pb2
 
 APPROVE = advisor_pb2.IDEA_DECISION_APPROVE
 REJECT = advisor_pb2.IDEA_DECISION_REJECT
 PENDING = advisor_pb2.IDEA_STATE_PENDING_APPROVAL
 GOOD = ideas_reply("AAPL rose 5.6% today; momentum can fade.", [idea(SYMBOL, "BUY", 10)])
+
+
+def price_at(running: RunningService, price: float, moment: datetime) -> None:
+    """One AAPL tick: moves the last price and, with the event clock, the time."""
+    running.client.stream_market_data([[market_event(SYMBOL, price, 100.0, moment)]])
 
 
 def _propose(running: RunningService, fake: FakeOpenAI) -> advisor_pb2.TradeIdea:
@@ -182,9 +189,9 @@ def test_deciding_twice_is_refused_and_changes_nothing(
     orders = client.list_order_history()
 
     for decision in (APPROVE, REJECT):
-        code, details = rpc_error(partial(client.decide_idea, proposed.idea_id, decision, ""))
-        assert code == grpc.StatusCode.FAILED_PRECONDITION
-        assert f"idea {proposed.idea_id} was already APPROVED by operator" in details
+        failure = failure_of(partial(client.decide_idea, proposed.idea_id, decision, ""))
+        assert failure.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert f"idea {proposed.idea_id} was already APPROVED by operator" in failure.details
 
     assert client.get_idea(proposed.idea_id).idea == approved
     assert client.list_order_history() == orders
@@ -198,9 +205,9 @@ def test_an_unknown_idea_is_not_found(advised: RunningService) -> None:
         lambda: advised.client.get_idea("i404.1"),
         lambda: advised.client.decide_idea("i404.1", APPROVE, ""),
     ):
-        error_code, error_details = rpc_error(call)
-        assert error_code == grpc.StatusCode.NOT_FOUND
-        assert "no idea with id 'i404.1'" in error_details
+        failure = failure_of(call)
+        assert failure.code == grpc.StatusCode.NOT_FOUND
+        assert "no idea with id 'i404.1'" in failure.details
 
 
 def test_an_expired_idea_cannot_be_approved(
@@ -210,10 +217,10 @@ def test_an_expired_idea_cannot_be_approved(
     proposed = _propose(advised, fake_openai)
     price_at(advised, 190.0, LAST_TICK + timedelta(minutes=16))
 
-    error_code, error_details = rpc_error(lambda: client.decide_idea(proposed.idea_id, APPROVE, ""))
+    failure = failure_of(lambda: client.decide_idea(proposed.idea_id, APPROVE, ""))
 
-    assert error_code == grpc.StatusCode.FAILED_PRECONDITION
-    assert "expired" in error_details
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "expired" in failure.details
     assert client.get_idea(proposed.idea_id).idea.state == advisor_pb2.IDEA_STATE_EXPIRED
     assert [i.idea_id for i in client.list_ideas(advisor_pb2.IDEA_STATE_EXPIRED).ideas] == [
         proposed.idea_id
@@ -246,10 +253,10 @@ def test_an_approval_is_judged_on_the_price_now(
     proposed = _propose(advised, fake_openai)
     price_at(advised, 200.0, LAST_TICK + timedelta(minutes=1))  # +5.26%, band 5%
 
-    error_code, error_details = rpc_error(lambda: client.decide_idea(proposed.idea_id, APPROVE, ""))
+    failure = failure_of(lambda: client.decide_idea(proposed.idea_id, APPROVE, ""))
 
-    assert error_code == grpc.StatusCode.FAILED_PRECONDITION
-    assert "AAPL has moved 5.26% since idea" in error_details
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "AAPL has moved 5.26% since idea" in failure.details
     assert client.get_idea(proposed.idea_id).idea.state == PENDING
 
     price_at(advised, 195.0, LAST_TICK + timedelta(minutes=2))  # back within the band
@@ -384,11 +391,11 @@ def test_an_openai_outage_is_unavailable_and_the_rest_of_the_service_answers(
     client = impatient.client
     fake_openai.then(answer)
 
-    error_code, error_details = rpc_error(lambda: client.analyze([SYMBOL]))
+    failure = failure_of(lambda: client.analyze([SYMBOL]))
 
-    assert error_code == grpc.StatusCode.UNAVAILABLE
-    assert message in error_details
-    assert "The rest of the service is not affected" in error_details
+    assert failure.code == grpc.StatusCode.UNAVAILABLE
+    assert message in failure.details
+    assert "The rest of the service is not affected" in failure.details
     status = client.get_status()
     assert status.advisor.analyst_unavailable == 1
     price_at(impatient, 190.0, LAST_TICK)
@@ -406,8 +413,8 @@ def test_an_unreachable_openai_is_unavailable(start_service: StartService) -> No
         openai_api_key="sk-test", openai_base_url=base_url, openai_max_retries=0
     )
 
-    error_code, error_details = rpc_error(lambda: running.client.analyze())
+    failure = failure_of(lambda: running.client.analyze())
 
-    assert error_code == grpc.StatusCode.UNAVAILABLE
-    assert f"cannot reach OpenAI at {base_url}" in error_details
+    assert failure.code == grpc.StatusCode.UNAVAILABLE
+    assert f"cannot reach OpenAI at {base_url}" in failure.details
     assert running.client.get_status().advisor.analyst_unavailable == 1

@@ -19,35 +19,25 @@ from audit.memory_store import InMemoryEventStore
 from audit.records import EventStore
 from audit.sql_store import SqlAlchemyEventStore
 from domain.errors import Unavailable
-from tests import pg
 from tests.audit.helpers import OpenStore
-
-_POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
-
-
-@contextlib.contextmanager
-def _database(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'var' / 'audit.db'}"
-        return
-    pg.require_postgres()
-    url = pg.create_database("audit_test")
-    try:
-        yield url
-    finally:
-        pg.drop_database(url)
+from tests.support.databases import BACKENDS, database, postgres_database
 
 
-@pytest.fixture(params=["sqlite", _POSTGRES])
+def _database(kind: str, tmp_path: Path) -> contextlib.AbstractContextManager[str]:
+    # The SQLite file is in a folder that does not exist yet: the store makes it.
+    return database(kind, tmp_path / "var" / "audit.db", "audit_test")
+
+
+@pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with _database(request.param, tmp_path) as url:
         yield url
 
 
 @pytest.fixture
-def pg_url(tmp_path: Path) -> Iterator[str]:
+def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database, for tests that only make sense there."""
-    with _database("postgres", tmp_path) as url:
+    with postgres_database("audit_test") as url:
         yield url
 
 
@@ -68,7 +58,7 @@ def open_store() -> Iterator[OpenStore]:
             store.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", _POSTGRES])
+@pytest.fixture(params=["memory", *BACKENDS])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
     if request.param == "memory":
         yield InMemoryEventStore()

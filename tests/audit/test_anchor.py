@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,8 @@ from audit.sql_store import SqlAlchemyEventStore
 from client.cli import _verification_text
 from tests.audit.helpers import OpenStore, record, tamper
 from tests.conftest import RunningService, StartService
-from tests.edge.helpers import crossover_prices, ticks
+from tests.support.market import crossover_prices, ticks
+from tests.support.polling import wait_until
 from trading.v1 import trading_service_pb2 as pb
 
 KEY = b"test-anchor-key-0123456789"
@@ -104,9 +104,7 @@ def test_a_quiet_log_is_anchored_within_every_seconds(
     store.append(record(1))
     store.append(record(2))
     store.flush()
-    deadline = time.monotonic() + 10
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(path.exists, within=10)
     assert [line["seq"] for line in _lines(path)] == [2]
 
 

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, figures and ratios printed; nothing asserted."""
 
-from tests.bench import bench_audit, bench_health, bench_stream
+from tests.bench import bench_audit, bench_health, bench_memory, bench_stream
 
 if __name__ == "__main__":
     bench_stream.run()
@@ -8,3 +8,5 @@ if __name__ == "__main__":
     bench_audit.run(print)
     print()
     bench_health.run(print)
+    print()
+    bench_memory.run(print)

@@ -101,7 +101,10 @@ def _measure(port: int, out: Out) -> None:
     with grpc.insecure_channel(target) as channel, grpc.insecure_channel(target) as streams_ch:
         grpc.channel_ready_future(channel).result(timeout=30)
         stub = pb_grpc.TradingServiceStub(channel)
-        stub.ActivateRisk(pb.ActivateRiskRequest(reason="bench"), metadata=METADATA)  # seq 1
+        # Two records, so a subscriber from seq 1 is confirmed open by a replayed one
+        # (setting a state already in force records nothing).
+        stub.DeactivateRisk(pb.DeactivateRiskRequest(reason="bench"), metadata=METADATA)
+        stub.ActivateRisk(pb.ActivateRiskRequest(reason="bench"), metadata=METADATA)
         check = health_pb2_grpc.HealthStub(channel).Check
         request = health_pb2.HealthCheckRequest(service="")
         calls: dict[str, Callable[[], object]] = {

@@ -16,7 +16,7 @@ import pytest
 
 from client import AsyncTradingClient
 from tests.conftest import TOKEN, RunningService, StartService
-from tests.edge.helpers import ticks
+from tests.support.market import ticks
 from trading.v1 import orders_pb2, risk_pb2
 
 SYMBOL = "IBM"

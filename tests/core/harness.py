@@ -20,7 +20,7 @@ from engines.clock import datetime_to_ns
 from engines.core import Core
 from server.bootstrap import build_core
 from server.settings import Settings
-from tests.core.paths import SESSION_START
+from tests.support.market import SESSION_START
 
 
 @dataclass

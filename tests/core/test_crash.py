@@ -11,18 +11,17 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import grpc
 import pytest
 
 from client.sdk import TradingClient
-from tests.core.paths import SESSION_START, ticks, v_reversal
+from tests.support.market import SESSION_START, ticks, v_reversal
+from tests.support.tools import REPO
 from trading.v1 import market_pb2
 
 pytestmark = pytest.mark.slow
 TOKEN = "crash-token"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -69,7 +68,7 @@ def _batches(round_: int, count: int) -> list[list[market_pb2.MarketEvent]]:
     start = SESSION_START + timedelta(days=round_)
     path = v_reversal()
     prices = [path[k % len(path)] for k in range(count)]
-    events = ticks("SPY", prices, start=start, step=timedelta(seconds=1))
+    events = ticks("SPY", prices, start=start)  # a second apart
     return [events[i : i + 20] for i in range(0, len(events), 20)]
 
 

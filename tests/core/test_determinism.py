@@ -24,7 +24,7 @@ from server.bootstrap import build_core
 from server.settings import Settings
 from tests.conftest import StartService
 from tests.core.harness import make_harness
-from tests.core.paths import SESSION_START
+from tests.support.market import SESSION_START
 
 SYMBOLS = ["AAPL", "IBM", "MSFT", "GOOG"]
 DECISIONS_AND_ORDERS = ("SignalGenerated", "RiskDecisionMade", "OrderUpdated")

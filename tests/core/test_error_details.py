@@ -8,12 +8,12 @@ import pytest
 
 from client import error_info, market_event
 from tests.conftest import RunningService
-from tests.core.paths import SESSION_START, ticks
+from tests.support.market import SESSION_START, minute_ticks
 
 
 def test_a_refused_message_says_where_to_resume(svc: RunningService) -> None:
-    good = ticks("SPY", [100.0, 101.0, 102.0])
-    bad = [*ticks("SPY", [103.0]), market_event("SPY", float("nan"), 1, SESSION_START)]
+    good = minute_ticks("SPY", [100.0, 101.0, 102.0])
+    bad = [*minute_ticks("SPY", [103.0]), market_event("SPY", float("nan"), 1, SESSION_START)]
 
     with pytest.raises(grpc.RpcError) as refused:
         svc.client.stream_market_data([good[:2], good[2:], bad])

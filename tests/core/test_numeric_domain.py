@@ -41,7 +41,7 @@ from engines.strategy.sizing import FractionOfEquitySizer
 from tests.advisor.contexts import context, proposal
 from tests.core.fakes import HoldingBroker
 from tests.core.harness import Harness, failed_codes, make_harness
-from tests.core.paths import SESSION_START
+from tests.support.market import SESSION_START
 
 NAN = math.nan
 INF = math.inf

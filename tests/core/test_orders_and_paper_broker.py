@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -18,8 +17,9 @@ from domain.orders import (
     Side,
     SubmitOrder,
 )
+from tests.support.market import SESSION
 
-NOW = datetime(2024, 3, 5, 15, tzinfo=UTC)
+NOW = SESSION
 
 
 def new_order(quantity: str = "10") -> Order:

@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 
 from tests.conftest import RunningService
-from tests.core.paths import SESSION_START, sideways, ticks, v_reversal
+from tests.support.market import SESSION_START, minute_ticks, sideways, v_reversal
 from trading.v1 import events_pb2, orders_pb2, risk_pb2
 
 
@@ -14,7 +14,7 @@ def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
     svc: RunningService,
 ) -> None:
     client = svc.client
-    events = ticks("SPY", v_reversal())
+    events = minute_ticks("SPY", v_reversal())
     summary = client.stream_market_data([events[:70], events[70:]])
 
     assert (summary.events_accepted, summary.batches_accepted) == (140, 2)
@@ -88,7 +88,7 @@ def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
 
 
 def test_sideways_noise_crosses_but_never_clears_the_confidence_bar(svc: RunningService) -> None:
-    summary = svc.client.stream_market_data([ticks("SPY", sideways())])
+    summary = svc.client.stream_market_data([minute_ticks("SPY", sideways())])
 
     assert summary.signals >= 2, "the noise path should produce crossings to judge"
     assert summary.approvals == 0 and summary.orders == 0
@@ -103,7 +103,7 @@ def test_sideways_noise_crosses_but_never_clears_the_confidence_bar(svc: Running
 def test_a_downward_cross_sells_what_is_held_and_never_opens_a_short(svc: RunningService) -> None:
     up_then_down = v_reversal() + v_reversal(down=0, up=0)  # buy first
     prices = up_then_down + [round(up_then_down[-1] * (1 - 0.006) ** k, 4) for k in range(1, 90)]
-    summary = svc.client.stream_market_data([ticks("SPY", prices)])
+    summary = svc.client.stream_market_data([minute_ticks("SPY", prices)])
 
     assert summary.orders == 2
     buy, sell = svc.client.list_order_history().orders
@@ -114,7 +114,7 @@ def test_a_downward_cross_sells_what_is_held_and_never_opens_a_short(svc: Runnin
     more = [round(prices[-1] * (1 + 0.006) ** k, 4) for k in range(1, 80)]
     more += [round(more[-1] * (1 - 0.006) ** k, 4) for k in range(1, 80)]
     start = SESSION_START.replace(day=6)
-    svc.client.stream_market_data([ticks("SPY", more, start=start)])
+    svc.client.stream_market_data([minute_ticks("SPY", more, start=start)])
     sides = [o.side for o in svc.client.list_order_history().orders]
     assert sides.count(orders_pb2.SIDE_SELL) == sides.count(orders_pb2.SIDE_BUY)
     assert not svc.client.list_positions().positions
@@ -127,7 +127,7 @@ def test_deactivating_risk_halts_trading_and_no_order_reaches_the_broker(
     assert halted.state == risk_pb2.TRADING_STATE_HALTED
     assert (halted.changed_by, halted.reason) == ("operator", "end of day checks")
 
-    summary = svc.client.stream_market_data([ticks("SPY", v_reversal())])
+    summary = svc.client.stream_market_data([minute_ticks("SPY", v_reversal())])
 
     assert (summary.signals, summary.approvals, summary.orders) == (1, 0, 0)
     [decision] = svc.client.get_risk_status(recent_decisions=1).recent_decisions
@@ -143,7 +143,7 @@ def test_subscribers_see_signals_decisions_and_orders_live_filtered_by_type(
     svc: RunningService,
 ) -> None:
     stream = svc.client.subscribe_events(types=[events_pb2.EVENT_TYPE_ORDER], symbols=["SPY"])
-    svc.client.stream_market_data([ticks("SPY", v_reversal())])
+    svc.client.stream_market_data([minute_ticks("SPY", v_reversal())])
     seen = [next(stream) for _ in range(3)]
     stream.cancel()
 
@@ -168,7 +168,7 @@ def test_strategies_can_be_listed_deactivated_and_reactivated(svc: RunningServic
     assert strategy.parameters["short_period"] == "20"
 
     assert not svc.client.deactivate_strategy("ma_crossover").strategy.active
-    summary = svc.client.stream_market_data([ticks("SPY", v_reversal())])
+    summary = svc.client.stream_market_data([minute_ticks("SPY", v_reversal())])
     assert summary.signals == 0
 
     assert svc.client.activate_strategy("ma_crossover").strategy.active

@@ -12,14 +12,14 @@ from server.settings import Settings
 from tests.conftest import RunningService, StartService
 from tests.core.fakes import HoldingBroker
 from tests.core.harness import make_harness
-from tests.core.paths import ticks, v_reversal
+from tests.support.market import minute_ticks, v_reversal
 
 
 def test_orders_positions_and_cash_survive_a_restart(
     start_service: StartService, database_url: str
 ) -> None:
     first = start_service(database_url=database_url)
-    first.client.stream_market_data([ticks("SPY", v_reversal())])
+    first.client.stream_market_data([minute_ticks("SPY", v_reversal())])
     before = _snapshot(first)
     first.stop()
 
@@ -62,7 +62,7 @@ def test_the_event_clock_resumes_where_the_log_ends(
     start_service: StartService, database_url: str
 ) -> None:
     first = start_service(database_url=database_url)
-    first.client.stream_market_data([ticks("SPY", v_reversal())])
+    first.client.stream_market_data([minute_ticks("SPY", v_reversal())])
     last_tick = first.client.get_status().now
     first.stop()
 

@@ -52,7 +52,7 @@ from engines.risk.rules import (
     default_rules,
     reduces_position,
 )
-from tests.core.paths import SESSION_START
+from tests.support.market import SESSION_START
 
 NOW = SESSION_START
 D = Decimal

@@ -16,7 +16,7 @@ from domain.risk import TradingState
 from engines.risk.rules import REDUCES_POSITION
 from tests.core.fakes import HoldingBroker
 from tests.core.harness import Harness, failed_codes, make_harness
-from tests.core.paths import SESSION_START
+from tests.support.market import SESSION_START
 
 
 @pytest.fixture

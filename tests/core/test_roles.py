@@ -4,6 +4,7 @@ each role can call only what it needs (PERMISSION_DENIED otherwise, changing not
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -12,7 +13,8 @@ import pytest
 from client import TradingClient
 from server.auth import METHOD_ROLES, load_tokens_file
 from tests.conftest import RunningService, StartService
-from tests.core.paths import ticks, v_reversal
+from tests.support.calls import failure_of
+from tests.support.market import minute_ticks, v_reversal
 from trading.v1 import risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
@@ -45,11 +47,11 @@ def as_(running: RunningService, name: str) -> TradingClient:
     return TradingClient(running.target, PEOPLE[name]["token"])  # type: ignore[arg-type]
 
 
-def denied(call: object) -> str:
-    with pytest.raises(grpc.RpcError) as refused:
-        call()  # type: ignore[operator]
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    return refused.value.details() or ""
+def denied(call: Callable[[], object]) -> str:
+    """The details of a call refused with PERMISSION_DENIED."""
+    failure = failure_of(call)
+    assert failure.code == grpc.StatusCode.PERMISSION_DENIED
+    return failure.details
 
 
 def test_the_audit_log_records_who_halted_trading(team: RunningService) -> None:
@@ -66,7 +68,7 @@ def test_a_viewer_reads_but_cannot_halt_trading(team: RunningService) -> None:
     with as_(team, "bob") as bob:
         assert bob.get_status().trading.state == risk_pb2.TRADING_STATE_ACTIVE
         message = denied(lambda: bob.deactivate_risk("oops"))
-        denied(lambda: bob.stream_market_data([ticks("SPY", v_reversal()[:5])]))
+        denied(lambda: bob.stream_market_data([minute_ticks("SPY", v_reversal()[:5])]))
 
     assert message == "bob (viewer) may not call DeactivateRisk"
     assert team.client.get_risk_status().trading.state == risk_pb2.TRADING_STATE_ACTIVE
@@ -75,7 +77,7 @@ def test_a_viewer_reads_but_cannot_halt_trading(team: RunningService) -> None:
 
 def test_a_trader_and_a_feed_get_only_their_own_calls(team: RunningService) -> None:
     with as_(team, "feeder") as feeder:
-        assert feeder.stream_market_data([ticks("SPY", v_reversal())]).orders == 1
+        assert feeder.stream_market_data([minute_ticks("SPY", v_reversal())]).orders == 1
         denied(lambda: feeder.deactivate_strategy("ma_crossover"))
         denied(lambda: feeder.analyze(["SPY"]))
     with as_(team, "carol") as carol:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import grpc
 import pytest
 
 from tests.conftest import TOKEN, RunningService
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.tools import REPO
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ stopped) and comes back."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -14,7 +13,9 @@ import pytest
 
 from tests import pg
 from tests.conftest import RunningService, StartService
-from tests.core.paths import SESSION_START, ticks, v_reversal
+from tests.support.databases import postgres_database
+from tests.support.market import SESSION_START, minute_ticks, v_reversal
+from tests.support.polling import wait_for
 from tests.tcp_proxy import TcpProxy
 from trading.v1 import events_pb2, risk_pb2
 
@@ -23,23 +24,12 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def proxied_url() -> Iterator[tuple[str, TcpProxy]]:
-    pg.require_postgres()
-    url = pg.create_database("outage_test")
-    proxy = TcpProxy(pg.HOST, pg.PORT)
-    try:
-        yield pg.with_port(url, proxy.port), proxy
-    finally:
-        proxy.close()
-        pg.drop_database(url)
-
-
-def wait_for(condition: object, what: str, seconds: float = 20.0) -> None:
-    """Poll until `condition()` holds; the deadline only stops a broken run hanging."""
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    with postgres_database("outage_test") as url:
+        proxy = TcpProxy(pg.HOST, pg.PORT)
+        try:
+            yield pg.with_port(url, proxy.port), proxy
+        finally:
+            proxy.close()
 
 
 class Subscriber:
@@ -68,12 +58,12 @@ def test_an_outage_mid_stream_halts_trading_sends_nothing_unlogged_and_loses_not
     client = running.client
     told = Subscriber(running)
     # A first crossing trades while the database is up.
-    assert client.stream_market_data([ticks("SPY", v_reversal())]).orders == 1
+    assert client.stream_market_data([minute_ticks("SPY", v_reversal())]).orders == 1
 
     proxy.cut()
     later = SESSION_START + timedelta(hours=3)
     with pytest.raises(grpc.RpcError) as refused:
-        client.stream_market_data([ticks("QQQ", v_reversal(), start=later)])
+        client.stream_market_data([minute_ticks("QQQ", v_reversal(), start=later)])
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "audit store unavailable" in (refused.value.details() or "")
 
@@ -119,7 +109,7 @@ def test_an_operators_halt_does_not_clear_when_the_store_returns(
 
     proxy.cut()
     with pytest.raises(grpc.RpcError):
-        running.client.stream_market_data([ticks("SPY", v_reversal()[:10])])
+        running.client.stream_market_data([minute_ticks("SPY", v_reversal()[:10])])
     proxy.restore()
     wait_for(lambda: running.client.verify_audit().ok, "the store to recover")
 

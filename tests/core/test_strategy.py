@@ -10,7 +10,7 @@ import pytest
 from domain.orders import Side
 from engines.strategy.base import SignalIntent
 from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
-from tests.core.paths import sideways, v_reversal
+from tests.support.market import sideways, v_reversal
 
 
 def run(prices: list[float], **params: object) -> list[tuple[int, SignalIntent]]:

@@ -21,7 +21,7 @@ from engines.clock import datetime_to_ns
 from server.bootstrap import build_core
 from server.settings import Settings
 from tests.core.harness import Harness, failed_codes, make_harness
-from tests.core.paths import SESSION_START
+from tests.support.market import SESSION_START
 
 AUDIT = TradingCause.AUDIT_STORE
 BREAKER = TradingCause.DAILY_LOSS_BREAKER

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from tests.conftest import RunningService, StartService
+from tests.support.market import crossover_prices, ticks
 
 
 @pytest.fixture
@@ -28,3 +29,12 @@ def channel(svc: RunningService) -> Iterator[grpc.Channel]:
     """A plain insecure channel to `svc`; it carries no credentials of its own."""
     with grpc.insecure_channel(svc.target) as chan:
         yield chan
+
+
+@pytest.fixture
+def traded(svc: RunningService) -> RunningService:
+    """The default service after a crossover: one filled buy, an open SPY position."""
+    summary = svc.client.stream_market_data([ticks("SPY", crossover_prices())])
+    assert summary.orders == 1
+    assert len(svc.client.list_positions().positions) == 1
+    return svc

@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.edge.helpers import venv_tool
+from tests.support.tools import REPO, venv_tool
 
-REPO = Path(__file__).resolve().parents[2]
 SOURCES = {"engines.strategy", "engines.advisor"}
 FORBIDDEN = {"brokers", "engines.execution"}
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,10 @@ from engines.market import format_ns
 from tests.client.conftest import fake  # noqa: F401  (the fake service, for tradectl's retries)
 from tests.client.fake_service import FakeTradingService
 from tests.conftest import TOKEN, RunningService, StartService
-from tests.edge.helpers import SESSION, crossover_prices, failure_of, snapshot, ticks
+from tests.support.calls import failure_of
+from tests.support.market import SESSION, crossover_prices, ticks
+from tests.support.polling import wait_for
+from tests.support.state import snapshot
 from trading.v1 import market_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
@@ -68,14 +70,6 @@ def orders(client: TradingClient) -> list[tuple[Any, ...]]:
         (o.symbol, o.side, o.quantity, o.status, o.filled_quantity, o.average_fill_price)
         for o in client.list_order_history().orders
     ]
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def trading_active(client: TradingClient) -> bool:

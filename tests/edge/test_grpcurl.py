@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import TOKEN, RunningService, StartService
-from tests.edge.helpers import TRADING_SERVICE, venv_tool
+from tests.support.calls import TRADING_SERVICE
+from tests.support.tools import venv_tool
 
 AUTH = f"authorization: Bearer {TOKEN}"
 

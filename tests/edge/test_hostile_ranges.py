@@ -36,7 +36,9 @@ from server.auth import load_tokens_file
 from server.translate import MAX_SEQ, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS
 from tests.audit.helpers import record
 from tests.conftest import TOKEN, RunningService, StartService
-from tests.edge.helpers import bearer, failure_of, snapshot, ticks
+from tests.support.calls import bearer, failure_of
+from tests.support.market import ticks
+from tests.support.state import snapshot
 from trading.v1 import trading_service_pb2 as pb
 from trading.v1 import trading_service_pb2_grpc as pb_grpc
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import queue
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -24,7 +23,10 @@ from engines.clock import datetime_to_ns
 from server.bootstrap import build_core
 from server.settings import Settings
 from tests.conftest import RunningService, StartService
-from tests.edge.helpers import SESSION, failure_of, journaled_ticks, snapshot, ticks
+from tests.support.calls import bearer, failure_of
+from tests.support.market import SESSION, ticks
+from tests.support.polling import wait_for_ticks
+from tests.support.state import journaled_ticks, snapshot
 from trading.v1 import market_pb2
 from trading.v1 import trading_service_pb2 as pb
 
@@ -52,15 +54,6 @@ class OpenStream:
         return self.result.result(timeout=60)
 
 
-def _wait_for_ticks(running: RunningService, count: int) -> None:
-    """Until the service has processed `count` ticks (the stream is asynchronous)."""
-    for _ in range(600):
-        if running.client.get_status().counters.market_events >= count:
-            return
-        threading.Event().wait(0.05)
-    raise AssertionError(f"the service never processed {count} ticks")
-
-
 @pytest.mark.parametrize("refused", ["bad event", "undecodable"])
 def test_a_refused_stream_never_takes_another_streams_acknowledged_ticks(
     start_service: StartService, refused: str
@@ -71,7 +64,7 @@ def test_a_refused_stream_never_takes_another_streams_acknowledged_ticks(
         a = OpenStream(running, pool)
         for k in range(500):
             a.send(ticks("SPY", [flat[k]], start=SESSION + timedelta(seconds=k)))
-        _wait_for_ticks(running, 500)
+        wait_for_ticks(running.client, 500)
 
         b_events = ticks("QQQ", [100.0] * 3)
         if refused == "bad event":
@@ -103,7 +96,7 @@ def _send_raw(running: RunningService, messages: list[bytes]) -> object:
     try:
         return call(
             iter([good, *messages]),
-            metadata=(("authorization", "Bearer test-token"),),
+            metadata=bearer(),
             timeout=30,
         )
     finally:

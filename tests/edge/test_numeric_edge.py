@@ -10,7 +10,6 @@ and a 1.7e308 tick that made Analyze fail with UNKNOWN.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -24,26 +23,14 @@ from domain import numeric
 from domain.errors import InvalidInput
 from server.validation import NS, MarketBatchReader
 from tests.conftest import RunningService
-from tests.edge.helpers import SESSION, crossover_prices, snapshot, ticks
+from tests.support.calls import failure_of
+from tests.support.market import SESSION, crossover_prices, ticks
+from tests.support.state import snapshot
 from trading.v1 import market_pb2
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 LATER = SESSION + timedelta(minutes=30)
 SLIDE, RALLY = crossover_prices()[:60], crossover_prices()[60:]
-
-
-@pytest.fixture
-def traded(svc: RunningService) -> RunningService:
-    """The default service after a crossover: one filled buy, an open SPY position."""
-    summary = svc.client.stream_market_data([ticks("SPY", crossover_prices())])
-    assert summary.orders == 1
-    return svc
-
-
-def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    return info.value
 
 
 # --- reproduction 1: the 5e-324 tick ---------------------------------------------------
@@ -55,13 +42,13 @@ def test_a_subnormal_price_is_refused_at_the_edge_and_changes_nothing(
     client = traded.client
     before = snapshot(client)
 
-    error = rpc_error(lambda: client.simulate_market_event("SPY", 5e-324, 10.0, LATER))
+    failure = failure_of(lambda: client.simulate_market_event("SPY", 5e-324, 10.0, LATER))
 
-    assert error.code() == INVALID
-    details = error.details() or ""
+    assert failure.code == INVALID
+    details = failure.details
     assert "event 0 (SPY): price must be finite and > 0" in details
     assert "5e-324" in details and numeric.PRICE_RANGE in details
-    info = error_info(error)
+    info = error_info(failure.error)
     assert info is not None
     assert (info.reason, info.metadata["event_index"]) == ("BAD_MARKET_EVENT", "0")
     assert snapshot(client) == before
@@ -76,11 +63,11 @@ def test_the_reproduction_message_is_refused_whole_and_no_order_is_placed(
     client = svc.client
     events = ticks("SPY", [*SLIDE, 5e-324, *RALLY])
 
-    error = rpc_error(lambda: client.stream_market_data([events]))
+    failure = failure_of(lambda: client.stream_market_data([events]))
 
-    assert error.code() == INVALID
-    assert "event 60 (SPY)" in (error.details() or "")
-    info = error_info(error)
+    assert failure.code == INVALID
+    assert "event 60 (SPY)" in failure.details
+    info = error_info(failure.error)
     assert info is not None
     assert info.reason == "MARKET_DATA_MESSAGE_REFUSED"
     assert (info.metadata["event_index"], info.metadata["cause"]) == ("60", "BAD_MARKET_EVENT")
@@ -112,14 +99,14 @@ def test_a_stream_message_with_a_value_outside_the_domain_names_it_and_its_range
     batch = ticks("SPY", [555.0, 556.0], start=LATER)
     batch.append(market_event("SPY", price, volume, LATER + timedelta(seconds=2)))
 
-    error = rpc_error(lambda: client.stream_market_data([batch]))
+    failure = failure_of(lambda: client.stream_market_data([batch]))
 
-    assert error.code() == INVALID
-    details = error.details() or ""
+    assert failure.code == INVALID
+    details = failure.details
     allowed = numeric.PRICE_RANGE if field == "price" else numeric.VOLUME_RANGE
     assert f"event 2 (SPY): {field} must be finite" in details
     assert allowed in details and shown in details
-    info = error_info(error)
+    info = error_info(failure.error)
     assert info is not None and info.metadata["event_index"] == "2"
     after = snapshot(client)
     assert (after.positions, after.account, after.orders) == (
@@ -152,9 +139,9 @@ def test_a_huge_tick_while_held_is_refused_and_account_and_analyze_still_answer(
     client = traded.client
     account = client.get_account()
 
-    error = rpc_error(lambda: client.simulate_market_event("SPY", 1.7e308, 1.0, LATER))
+    failure = failure_of(lambda: client.simulate_market_event("SPY", 1.7e308, 1.0, LATER))
 
-    assert error.code() == INVALID
+    assert failure.code == INVALID
     assert client.get_account() == account
     analysis = client.analyze(symbols=["SPY"]).analysis
     assert "Account: equity" in analysis.text

@@ -51,7 +51,9 @@ from server.stream_limits import (
     StreamLimitInterceptor,
 )
 from tests.conftest import RunningService, StartService
-from tests.edge.helpers import SESSION, bearer, ticks
+from tests.support.calls import bearer
+from tests.support.market import SESSION, ticks
+from tests.support.polling import wait_until
 from trading.v1 import events_pb2
 from trading.v1 import trading_service_pb2 as pb
 from trading.v1 import trading_service_pb2_grpc as pb_grpc
@@ -88,7 +90,8 @@ def start(start_service: StartService, tmp_path: Path, **overrides: Any) -> Runn
     """The service with the principals of PEOPLE and one audit record, so that a
     subscription from seq 1 answers at once: its first event proves it is open."""
     svc = start_service(trading_tokens_file=tokens_file(tmp_path, PEOPLE), **overrides)
-    svc.client.activate_risk("a first audit record")
+    svc.client.deactivate_risk("a first audit record")
+    svc.client.activate_risk("and a second")
     assert svc.client.verify_audit().last_seq >= 1
     return svc
 
@@ -194,15 +197,6 @@ def assert_still_answering(channel: grpc.Channel) -> None:
         pb.GetStatusRequest(), metadata=bearer(token("bob")), timeout=SHORT_DEADLINE
     )
     assert status.version
-
-
-def wait_until(condition: Callable[[], bool], within: float = 10.0) -> bool:
-    give_up = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # --- the finding ----------------------------------------------------------------------
@@ -401,7 +395,8 @@ def test_a_slot_comes_back_however_its_stream_ends(
         trading_max_streams_per_principal=1,
         trading_max_message_bytes=64 * 1024,
     )
-    svc.client.activate_risk("a first audit record")
+    svc.client.deactivate_risk("a first audit record")
+    svc.client.activate_risk("and a second")
     s = streams(svc)
     ending(s, svc)
     open_when_free(lambda: s.subscribe("dave"))
@@ -765,7 +760,9 @@ class Log:
     def add(self, n: int) -> None:
         """n committed TradingStateChanged records."""
         for i in range(n):
-            state = TradingState.HALTED if i % 2 == 0 else TradingState.ACTIVE
+            # Always the other state: setting the one in force records nothing.
+            halted = self.core.risk.state is TradingState.HALTED
+            state = TradingState.ACTIVE if halted else TradingState.HALTED
             self.core.set_trading_state(state, "test", f"record {i}")
         self.core.bus.flush()
 

@@ -11,14 +11,8 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from tests.conftest import RunningService, StartService
-from tests.edge.helpers import (
-    SESSION,
-    STRATEGY,
-    TRADING_SERVICE,
-    crossover_prices,
-    health_of,
-    ticks,
-)
+from tests.support.calls import TRADING_SERVICE, health_of
+from tests.support.market import SESSION, STRATEGY, crossover_prices, ticks
 from trading.v1 import risk_pb2
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -12,7 +12,9 @@ import pytest
 
 from client.sdk import TradingClient
 from tests.conftest import RunningService, StartService
-from tests.edge.helpers import SESSION, failure_of, snapshot, ticks
+from tests.support.calls import bearer, failure_of
+from tests.support.market import SESSION, ticks
+from tests.support.state import snapshot
 from trading.v1 import orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 from trading.v1 import trading_service_pb2_grpc as pb_grpc
@@ -90,11 +92,7 @@ def test_a_bad_manual_order_is_invalid_and_changes_nothing(
     before = snapshot(priced.client)
     channel, stub = _raw(priced)
     with channel:
-        failure = failure_of(
-            lambda: stub.SubmitOrder(
-                request_, metadata=(("authorization", "Bearer test-token"),), timeout=10
-            )
-        )
+        failure = failure_of(lambda: stub.SubmitOrder(request_, metadata=bearer(), timeout=10))
 
     assert failure.code is grpc.StatusCode.INVALID_ARGUMENT
     assert says in failure.details
@@ -158,11 +156,7 @@ def test_a_bad_state_request_changes_nothing(
     before = snapshot(priced.client)
     channel, stub = _raw(priced)
     with channel:
-        failure = failure_of(
-            lambda: stub.SetTradingState(
-                request_, metadata=(("authorization", "Bearer test-token"),), timeout=10
-            )
-        )
+        failure = failure_of(lambda: stub.SetTradingState(request_, metadata=bearer(), timeout=10))
     assert failure.code is code
     assert snapshot(priced.client) == before
 

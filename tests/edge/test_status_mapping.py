@@ -21,7 +21,8 @@ from server.servicer import TradingServicer
 from server.settings import Settings
 from server.validation import NS, MarketBatchReader
 from tests.conftest import TOKEN
-from tests.edge.helpers import bearer, crossover_prices, ticks
+from tests.support.calls import bearer
+from tests.support.market import crossover_prices, ticks
 from trading.v1 import events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 

@@ -20,31 +20,14 @@ import pytest
 
 from client.sdk import TradingClient, market_event
 from tests.conftest import RunningService
-from tests.edge.helpers import (
-    SESSION,
-    STRATEGY,
-    Snapshot,
-    bearer,
-    crossover_prices,
-    failure_of,
-    journaled_ticks,
-    snapshot,
-    ticks,
-)
+from tests.support.calls import bearer, failure_of
+from tests.support.market import SESSION, STRATEGY, ticks
+from tests.support.state import Snapshot, journaled_ticks, snapshot
 from trading.v1 import events_pb2, market_pb2, trading_service_pb2, trading_service_pb2_grpc
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 LATER = SESSION + timedelta(minutes=30)
-
-
-@pytest.fixture
-def traded(svc: RunningService) -> RunningService:
-    """The default service after a crossover: one filled buy, an open SPY position."""
-    summary = svc.client.stream_market_data([ticks("SPY", crossover_prices())])
-    assert summary.orders == 1
-    assert len(svc.client.list_positions().positions) == 1
-    return svc
 
 
 def _unchanged_but_for_one_refusal(before: Snapshot, client: TradingClient) -> None:

@@ -58,7 +58,7 @@ from server.bootstrap import build_core
 from server.settings import Settings
 from server.store_outage import HALTED_BY
 from server.validation import NS, MarketBatchReader
-from tests.core.paths import SESSION_START
+from tests.support.market import SESSION_START
 from trading.v1 import market_pb2
 
 SYMBOLS = ("SPY", "QQQ", "IWM")

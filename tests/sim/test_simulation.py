@@ -41,7 +41,9 @@ def test_a_seed_that_once_failed_keeps_every_invariant(seed: int, calendar: Any)
 
 def test_thousands_of_random_runs_keep_every_invariant(calendar: Any) -> None:
     failures: list[str] = []
-    totals = {"ticks": 0, "approvals": 0, "orders": 0, "restarts": 0, "outages": 0, "refused": 0}
+    totals = dict.fromkeys(
+        ("ticks", "approvals", "orders", "restarts", "outages", "refused", "duplicates"), 0
+    )
     for seed in range(SEEDS):
         try:
             stats = run_seed(seed, calendar, STEPS)

@@ -1,0 +1,1 @@
+"""The RPC fuzzer: requests generated from the service descriptor (issue 8)."""

@@ -1,0 +1,53 @@
+"""What a refused request must leave alone, and where the ticks a service took in
+were journaled: the tests compare the state a user can see before and after."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from client.sdk import TradingClient
+from trading.v1 import risk_pb2
+from trading.v1 import trading_service_pb2 as pb
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a refused request must leave exactly as it was."""
+
+    last_seq: int
+    chain_ok: bool
+    counters: pb.Counters
+    trading: risk_pb2.TradingStatus
+    positions: pb.ListPositionsResponse
+    strategies: pb.ListStrategiesResponse
+    orders: pb.ListOrderHistoryResponse
+    account: pb.GetAccountResponse
+
+
+def snapshot(client: TradingClient) -> Snapshot:
+    """The state a user can read through the SDK, taken at once."""
+    verified = client.verify_audit()
+    status = client.get_status()
+    return Snapshot(
+        last_seq=verified.last_seq,
+        chain_ok=verified.ok,
+        counters=status.counters,
+        trading=status.trading,
+        positions=client.list_positions(),
+        strategies=client.list_strategies(),
+        orders=client.list_order_history(),
+        account=client.get_account(),
+    )
+
+
+def journaled_ticks(client: TradingClient) -> list[tuple[str, int]]:
+    """(symbol, record seq) of every tick in the audit log's market-data records.
+
+    Small messages may be journaled together as one MarketDataReceived record,
+    so ticks are counted from each record's payload, not by record."""
+    found: list[tuple[str, int]] = []
+    for record in client.query_audit(event_types=["MarketDataReceived"]):
+        payload = json.loads(record.payload_json)
+        found.extend((symbol, record.seq) for symbol in payload["batch"]["symbols"])
+    return found
