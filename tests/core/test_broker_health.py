@@ -14,7 +14,7 @@ from tests.core.harness import failed_codes, make_harness
 class FlakyBroker(HoldingBroker):
     def __init__(self) -> None:
         super().__init__()
-        self.up = True
+        self.up: bool | None = True  # None: the health check itself fails
 
     def healthy(self) -> bool:
         if self.up is None:
@@ -46,7 +46,7 @@ def test_the_brokers_recovery_never_lifts_an_operators_halt(calendar: Any) -> No
     harness = make_harness(calendar, broker)
     guard = BrokerHealthGuard(harness.core, interval_s=3600)
     try:
-        broker.up = None  # the health check itself fails: unhealthy
+        broker.up = None  # the check raises: counted as unhealthy
         guard.check()
         harness.core.set_trading_state(TradingState.HALTED, "alice", "investigating")
         broker.up = True
