@@ -296,8 +296,9 @@ class SqlAlchemyEventStore:
     may wait for company before the writer commits them unasked.
     `flush_timeout_s`: longest `flush()` (and `close()`) waits for the
     database before raising Unavailable. `max_pending`: most rows that may wait
-    for commit; past it `append()` raises Unavailable rather than let an outage
-    grow the process without bound. `connect_timeout_s`: per connection attempt
+    for commit before `room()` says none is left, so the sequencer refuses new
+    inputs rather than let an outage grow the process without bound (an admitted
+    input's own rows are never refused). `connect_timeout_s`: per connection attempt
     (on SQLite, how long to wait for another connection's write lock).
 
     Call close() before the process exits: the writer is a daemon thread, and

@@ -109,7 +109,6 @@ def build_core(
         prices,
         default_rules(calendar),
         load_risk_config(settings.trading_risk_config),
-        execution.broker_healthy,
     )
     advisor = AdvisorEngine(
         bus, prices, portfolio, risk, strategies, build_analyst(settings), advisor_config(settings)

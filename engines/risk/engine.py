@@ -24,7 +24,7 @@ itself, audited; the next session clears it when `daily_loss_resets_next_session
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -98,13 +98,11 @@ class RiskEngine:
         prices: MarketPrices,
         rules: list[RiskRule],
         config: RiskConfig,
-        broker_healthy: Callable[[], bool],
         recent: int = 1000,
     ) -> None:
         self._bus = bus
         self._portfolio = portfolio
         self._prices = prices
-        self._broker_healthy = broker_healthy
         self.rules = rules
         self.config = config
         # Settings in force (never ACTIVE), and the last change of any cause.
@@ -195,7 +193,10 @@ class RiskEngine:
             now,
             self.config,
             self._prices,
-            self._broker_healthy(),
+            # The broker's health as the core knows it (set by its guard, as an
+            # input), never asked of the broker here: no broker I/O under the
+            # sequencer, and a replay judges exactly as the live run did.
+            TradingCause.BROKER not in self.causes,
             self._opening_equity(now.date()),
             reduces,
         )
