@@ -18,6 +18,11 @@ risk gate would refuse (or refused) the order. An RPC error prints
 service prints one line naming the address instead. A reader that closes the
 output early (``tradectl audit query | head -1``) ends the command quietly,
 with 0.
+
+`feed alpaca` (client/alpaca_feed.py) forwards Alpaca's live bars into the
+service; `data alpaca` (client/alpaca_history.py) downloads historical bars into
+the file format `stream` reads, and needs no token. Both read the ALPACA_*
+variables the service reads.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from client import render
+from client import alpaca_feed, alpaca_history, render
 from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
 from client.sdk import AuditFilters, TradingClient
 from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
@@ -112,9 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one tradectl command; returns the exit status (see the module doc)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    printer = Printer(args.json, sys.stdout)
+    if not getattr(args, "needs_service", True):  # `data alpaca`: no token, no channel
+        try:
+            return int(args.handler(None, args, printer))
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     if not args.token:
         parser.error("no API key: pass --token or set TRADING_API_KEY")
-    printer = Printer(args.json, sys.stdout)
     handler: Handler = args.handler
     channel = grpc.insecure_channel(args.target)
     try:
@@ -485,6 +495,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=STREAM_TRIES,
         help="on UNAVAILABLE, resend the whole file, with the same feed id and message "
         "numbers, up to this many tries in all, with backoff (default %(default)s)",
+    )
+
+    feed = group("feed", "live market data into the service")
+    alpaca_feed.add_arguments(
+        command(
+            feed,
+            "alpaca",
+            alpaca_feed.run_command,
+            "forward Alpaca's live 1Min bars of the active strategies' symbols, exactly once "
+            "(needs ALPACA_API_KEY and ALPACA_SECRET_KEY; Ctrl-C to stop)",
+        )
+    )
+    data = group("data", "market-data files for `tradectl stream`")
+    alpaca_history.add_arguments(
+        command(
+            data,
+            "alpaca",
+            alpaca_history.run_command,
+            "download Alpaca's historical bars into a file `tradectl stream` reads "
+            "(needs ALPACA_API_KEY and ALPACA_SECRET_KEY, not the service)",
+        )
     )
     return parser
 

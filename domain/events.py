@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.broker import (
+    BrokerInfo,
+    BrokerReport,
+    BrokerSnapshot,
+    Reconciliation,
+    RequestFailure,
+)
 from domain.ideas import Analysis, TradeIdea
 from domain.market import MarketBatch
 from domain.orders import Order
@@ -124,6 +131,53 @@ class IdeaUpdated:
     idea: TradeIdea
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerReportReceived:
+    """The broker reported an order's state (an input): journaled before it is applied."""
+
+    report: BrokerReport
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRequestFailed:
+    """A request to the broker ended without a report (an input): refused, unknown,
+    not found, or not sent. What it means for the order follows as `OrderUpdated`."""
+
+    failure: RequestFailure
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSwept:
+    """A REST sweep of the broker's state (an input), taken because of `reason`
+    (start-up, a reconnect of the stream, the periodic sweep). `fills_before` is
+    how many fills the core had booked when the sweep began: if more were booked
+    by the time it is applied, its positions are already out of date."""
+
+    reason: str
+    snapshot: BrokerSnapshot
+    fills_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerReconciled:
+    """What a sweep found and did (caused by the `BrokerSwept` it applies)."""
+
+    reconciliation: Reconciliation
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStarted:
+    """The service started on this log (an input, journaled first thing).
+    `log_id` names the log for ever (created with its first start) and prefixes
+    every client order id, so no two logs can ever send the same id to a broker;
+    `lease_epoch` is the fencing epoch of the lease this instance trades under."""
+
+    log_id: str
+    broker: BrokerInfo
+    instance: str
+    lease_epoch: int = 0
+
+
 DomainEvent = (
     MarketDataReceived
     | SignalGenerated
@@ -136,6 +190,11 @@ DomainEvent = (
     | CancelRequested
     | AnalysisCompleted
     | IdeaUpdated
+    | BrokerReportReceived
+    | BrokerRequestFailed
+    | BrokerSwept
+    | BrokerReconciled
+    | ServiceStarted
 )
 
 

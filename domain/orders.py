@@ -24,16 +24,41 @@ class OrderType(str, Enum):
     LIMIT = "LIMIT"
 
 
+class TimeInForce(str, Enum):
+    """How long an order works at the broker (Alpaca's six)."""
+
+    DAY = "DAY"
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    OPG = "OPG"
+    CLS = "CLS"
+
+
+def default_time_in_force(order_type: OrderType) -> TimeInForce:
+    """DAY for every type: an order a strategy sized on today's prices should not
+    outlive today's session (and Alpaca takes fractional orders only as DAY). A
+    signal or a person may ask for another."""
+    del order_type  # the same for both types today; the seam is here for a new one
+    return TimeInForce.DAY
+
+
 class OrderStatus(str, Enum):
-    """Lifecycle of an order. NEW means durable as an intent, not yet acknowledged."""
+    """Lifecycle of an order.
+
+    NEW: durable as an intent, not yet sent. SUBMITTED: sent, not yet acknowledged
+    (also an order whose submission had no clear answer, while it is looked up).
+    PENDING_CANCEL: a cancel was asked for and the broker has not answered."""
 
     NEW = "NEW"
+    SUBMITTED = "SUBMITTED"
     ACCEPTED = "ACCEPTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    PENDING_CANCEL = "PENDING_CANCEL"
 
     @property
     def is_terminal(self) -> bool:
@@ -44,36 +69,27 @@ _TERMINAL = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
 
+_WORKING_OR_ENDED = frozenset(
+    {
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
+        OrderStatus.PENDING_CANCEL,
+    }
+)
+
 # Every legal move of the state machine; anything else is refused. A broker may
-# report a fill before it reports the acceptance, so NEW may jump straight to a fill.
+# report a fill before it reports the acceptance, so NEW may jump straight to a
+# fill; a broker may refuse a cancel, so PENDING_CANCEL may go back to working.
 _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.NEW: frozenset(
-        {
-            OrderStatus.ACCEPTED,
-            OrderStatus.PARTIALLY_FILLED,
-            OrderStatus.FILLED,
-            OrderStatus.CANCELLED,
-            OrderStatus.REJECTED,
-            OrderStatus.EXPIRED,
-        }
-    ),
-    OrderStatus.ACCEPTED: frozenset(
-        {
-            OrderStatus.PARTIALLY_FILLED,
-            OrderStatus.FILLED,
-            OrderStatus.CANCELLED,
-            OrderStatus.REJECTED,
-            OrderStatus.EXPIRED,
-        }
-    ),
-    OrderStatus.PARTIALLY_FILLED: frozenset(
-        {
-            OrderStatus.PARTIALLY_FILLED,
-            OrderStatus.FILLED,
-            OrderStatus.CANCELLED,
-            OrderStatus.EXPIRED,
-        }
-    ),
+    OrderStatus.NEW: _WORKING_OR_ENDED | {OrderStatus.SUBMITTED},
+    OrderStatus.SUBMITTED: _WORKING_OR_ENDED,
+    OrderStatus.ACCEPTED: _WORKING_OR_ENDED - {OrderStatus.ACCEPTED},
+    OrderStatus.PARTIALLY_FILLED: _WORKING_OR_ENDED - {OrderStatus.ACCEPTED, OrderStatus.REJECTED},
+    OrderStatus.PENDING_CANCEL: _WORKING_OR_ENDED - {OrderStatus.PENDING_CANCEL},
 }
 
 
@@ -90,6 +106,8 @@ class OrderStateChange:
     reason: str = ""
     fill_quantity: Decimal = Decimal(0)
     fill_price: Decimal = Decimal(0)
+    execution_id: str = ""
+    """The broker's id of the execution a fill came from (a repeat is not booked twice)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +115,9 @@ class Order:
     """An order as the execution engine tracks it.
 
     `client_order_id` is derived from the risk decision that approved it, so a
-    retry or a restart can never place the same decision twice.
+    retry or a restart can never place the same decision twice. An order placed
+    at the broker outside the service (a person in the broker's dashboard) is
+    adopted with `external` set and no decision.
     """
 
     order_id: str
@@ -115,6 +135,18 @@ class Order:
     updated_at: datetime
     broker_order_id: str = ""
     history: tuple[OrderStateChange, ...] = field(default=())
+    time_in_force: TimeInForce = TimeInForce.DAY
+    external: bool = False
+
+    @property
+    def executions(self) -> frozenset[str]:
+        """Execution ids already booked on this order."""
+        return frozenset(c.execution_id for c in self.history if c.execution_id)
+
+    @property
+    def working_status(self) -> OrderStatus:
+        """Where the order goes back to when the broker refuses to cancel it."""
+        return OrderStatus.PARTIALLY_FILLED if self.filled_quantity else OrderStatus.ACCEPTED
 
     @property
     def remaining_quantity(self) -> Decimal:
@@ -133,6 +165,7 @@ class Order:
         fill_quantity: Decimal = Decimal(0),
         fill_price: Decimal = Decimal(0),
         broker_order_id: str = "",
+        execution_id: str = "",
     ) -> Order:
         """Return the order moved to `new`, or raise IllegalTransition."""
         if not can_transition(self.status, new):
@@ -149,7 +182,7 @@ class Order:
             average = (
                 self.average_fill_price * self.filled_quantity + fill_price * fill_quantity
             ) / filled
-        change = OrderStateChange(new, at, reason, fill_quantity, fill_price)
+        change = OrderStateChange(new, at, reason, fill_quantity, fill_price, execution_id)
         return replace(
             self,
             status=new,
@@ -171,18 +204,7 @@ class SubmitOrder:
     quantity: Decimal
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerReport:
-    """What a broker tells us about one of our orders (an input to the sequencer)."""
-
-    client_order_id: str
-    status: OrderStatus
-    broker_order_id: str = ""
-    fill_quantity: Decimal = Decimal(0)
-    fill_price: Decimal = Decimal(0)
-    reason: str = ""
+    time_in_force: TimeInForce = TimeInForce.DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,3 +218,5 @@ class ManualOrder:
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     reason: str = ""
+    time_in_force: TimeInForce | None = None
+    """None: the default for the order type (`default_time_in_force`)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from domain.orders import OrderType, Side
+from domain.orders import OrderType, Side, TimeInForce, default_time_in_force
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,12 @@ class TradeSignal:
     created_at: datetime
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    """None: the default for the order type."""
+
+    @property
+    def effective_time_in_force(self) -> TimeInForce:
+        return self.time_in_force or default_time_in_force(self.order_type)
 
     @property
     def notional(self) -> Decimal:

@@ -7,7 +7,7 @@ published is appended to the audit log first (which gives it its seq), then
 dispatched depth-first to its subscribers, so a signal is fully decided and
 executed before the next tick is looked at.
 
-Four promises live here and nowhere else:
+Five promises live here and nowhere else:
 
 * **Time is part of the input.** The clock is read once when an input begins
   (`Clock.begin_input`); under the wall clock every event of the input carries
@@ -30,6 +30,10 @@ Four promises live here and nowhere else:
   The caller may add its own admission check (`admit`, run under the lock before
   anything is staged or journaled): under the event clock the core refuses a
   tick older than the last one accepted for its symbol.
+* **No input waits on the world.** What an input wants done outside the core
+  (a request to a real broker) is an *effect* (`after_input`): it runs once the
+  input is over and the sequencer is released, and whatever the world answers
+  comes back as an input of its own, journaled before it is applied.
 * **A feed's message is processed once.** A feed that names itself (`feed_id`)
   numbers its messages; the sequencer keeps the last number accepted per feed id
   and drops a message whose number is not above it (`DuplicateMessage`) before
@@ -40,9 +44,9 @@ Four promises live here and nowhere else:
 
 from __future__ import annotations
 
+import logging
 import threading
-import weakref
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -54,6 +58,7 @@ from domain.events import DomainEvent, Envelope, MarketDataReceived
 from domain.market import MarketBatch
 from engines.clock import Clock
 
+log = logging.getLogger(__name__)
 Handler = Callable[[Envelope], None]
 T = TypeVar("T")
 
@@ -109,14 +114,12 @@ class Sequencer:
         self._lock = threading.RLock()
         self._depth = 0
         self._handlers: defaultdict[type[Any], list[Handler]] = defaultdict(list)
-        # Envelopes still referenced somewhere, so execution can prove that a
-        # decision it is handed came through the journal (identity, not equality).
-        # Weak: the sequencer keeps identities, never payloads.
-        self._published: weakref.WeakValueDictionary[int, Envelope] = weakref.WeakValueDictionary()
         self._collectors: list[list[Envelope]] = []
         self._staged: _Staged | None = None
         self._last_market_seq = 0
         self._feeds: dict[str, int] = {}  # feed id -> last message sequence accepted
+        self._effects: deque[Callable[[], None]] = deque()
+        self._draining = threading.Lock()
 
     def subscribe(self, event_type: type[Any], handler: Handler) -> None:
         self._handlers[event_type].append(handler)
@@ -216,11 +219,11 @@ class Sequencer:
 
     @contextmanager
     def _input(self, at_ns: int | None) -> Iterator[None]:
-        """Hold the sequencer for one input; the outermost one stamps the clock.
-        A broker reporting from inside `submit_order` is part of the input that
-        submitted, with its stamp."""
-        with self._lock:
-            outermost = self._depth == 0
+        """Hold the sequencer for one input; the outermost one stamps the clock and,
+        once it has let go of the sequencer, runs the effects the input asked for."""
+        self._lock.acquire()
+        outermost = self._depth == 0
+        try:
             if outermost:
                 self.clock.begin_input(at_ns)
             self._depth += 1
@@ -230,6 +233,36 @@ class Sequencer:
                 self._depth -= 1
                 if outermost:
                     self.clock.end_input()
+        finally:
+            self._lock.release()
+            if outermost:
+                self._run_effects()
+
+    # --- effects -----------------------------------------------------------------------
+
+    def after_input(self, effect: Callable[[], None]) -> None:
+        """Run `effect` once the current input is over and the sequencer is released
+        (call it inside an input). This is how engines reach the world: a request to
+        a broker is never made while the sequencer is held, so no input ever waits
+        on the network, and whatever the world answers comes back as an input of
+        its own. Effects run in the order they were asked for, one at a time, on
+        the thread of whichever input finishes first; an effect that raises is
+        logged and the others still run."""
+        self._effects.append(effect)
+
+    def _run_effects(self) -> None:
+        while self._effects:
+            if not self._draining.acquire(blocking=False):
+                return  # another thread is draining, and will see what we queued
+            try:
+                while self._effects:
+                    effect = self._effects.popleft()
+                    try:
+                        effect()
+                    except Exception:
+                        log.exception("an effect of an input failed")
+            finally:
+                self._draining.release()
 
     def _collect(self, work: Callable[[], T]) -> tuple[T, list[Envelope]]:
         collected: list[Envelope] = []
@@ -278,7 +311,6 @@ class Sequencer:
         at = self.clock.now()
         record = self._store.append(to_new_record(at, caused_by, event))
         envelope = Envelope(seq=record.seq, at=at, caused_by=caused_by, event=event)
-        self._published[record.seq] = envelope
         for collected in self._collectors:
             collected.append(envelope)
         for handler in self._handlers.get(type(event), ()):
@@ -292,10 +324,6 @@ class Sequencer:
         journaled first, so the answer holds."""
         self._journal_staged()
         return self._store.last_seq() + 1
-
-    def is_journaled(self, envelope: Envelope) -> bool:
-        """True only for an envelope this sequencer published (and so journaled)."""
-        return self._published.get(envelope.seq) is envelope
 
     def flush(self) -> None:
         """Make every published event durable before an effect leaves the process."""

@@ -8,10 +8,12 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from domain.broker import Reconciliation
 from domain.errors import DomainError
 from domain.events import Envelope, OrderUpdated, RiskDecisionMade, SignalGenerated
 from domain.market import MarketBatch
 from domain.orders import ManualOrder, Order
+from domain.portfolio import Account, Position
 from domain.risk import RiskDecision, TradingCause, TradingState
 from domain.signals import TradeSignal
 from engines.advisor.engine import AdvisorEngine
@@ -117,7 +119,29 @@ class Core:
         return self.bus.process(lambda: self.risk.update_limits(changes, by, reason))[0]
 
     def cancel_order(self, order_id: str, by: str = "", *, at_ns: int | None = None) -> Order:
-        return self.bus.process(lambda: self.execution.cancel(order_id, by), at_ns=at_ns)[0]
+        """Ask the broker to cancel; the order as it is once the broker's immediate
+        answer (if any) is in: PENDING_CANCEL until the broker says more."""
+        self.bus.process(lambda: self.execution.cancel(order_id, by), at_ns=at_ns)
+        return self._current(order_id)
+
+    def sweep(self, reason: str) -> Reconciliation:
+        """Read the broker's whole state and reconcile with it (blocking; raises
+        brokers.base.BrokerUnavailable): at start-up, after the broker's stream
+        reconnects, and periodically."""
+        return self.execution.sweep(reason)
+
+    def account(self) -> Account:
+        """The account as the core sees it (no broker I/O)."""
+        with self.bus.reading():
+            return self.portfolio.account()
+
+    def positions(self) -> list[Position]:
+        with self.bus.reading():
+            return self.portfolio.positions()
+
+    def _current(self, order_id: str) -> Order:
+        with self.bus.reading():
+            return self.execution.get(order_id)
 
     # --- by hand ---------------------------------------------------------------------
 
@@ -139,36 +163,45 @@ class Core:
 
         envelope, caused = self.bus.process(work)
         [decision] = _decisions(caused, envelope.seq)
-        return decision, _order_of(caused, decision)
+        placed = _order_of(caused, decision)
+        return decision, self._current(placed.order_id) if placed is not None else None
 
     def flatten(self, by: str, reason: str) -> tuple[StateChange, FlattenReport]:
         """The kill switch: only reducing trades from here on, cancel every working
-        order, close every position with market orders through the gate, then halt."""
+        order, then (once the broker's immediate answers to the cancels are in)
+        close every position with market orders through the gate, then halt."""
         why = f"flatten: {reason}" if reason else "flatten"
 
-        def work() -> tuple[StateChange, list[str], list[int]]:
+        def cancel_all() -> list[str]:
             self.risk.set_trading_state(TradingState.REDUCING, TradingCause.OPERATOR, by, why)
             cancelled = []
             for order in self.execution.orders(open_only=True):
                 with contextlib.suppress(DomainError):  # the broker refused: still listed
                     self.execution.cancel(order.order_id, by)
                 cancelled.append(order.order_id)
+            return cancelled
+
+        cancelled, _ = self.bus.process(cancel_all)
+
+        def close_all() -> tuple[StateChange, list[int], list[str]]:
+            closing, deferred = closing_orders(self.portfolio, why)
             signals = [
                 self.bus.publish(SignalGenerated(self._signal(order, f"flatten:{by}"))).seq
-                for order in closing_orders(self.portfolio, why)
+                for order in closing
             ]
             halted = self.risk.set_trading_state(
                 TradingState.HALTED, TradingCause.OPERATOR, by, why
             )
-            return halted, cancelled, signals
+            return halted, signals, deferred
 
-        (halted, cancelled, signals), caused = self.bus.process(work)
+        (halted, signals, deferred), caused = self.bus.process(close_all)
         decisions = [d for seq in signals for d in _decisions(caused, seq)]
-        orders = [o for d in decisions if (o := _order_of(caused, d)) is not None]
-        report = FlattenReport([self.execution.get(i) for i in cancelled], decisions, orders)
-        return halted, report
+        orders = [self._current(o.order_id) for d in decisions if (o := _order_of(caused, d))]
+        cancelled_now = [self._current(i) for i in cancelled]
+        return halted, FlattenReport(cancelled_now, decisions, orders, deferred)
 
     def _signal(self, order: ManualOrder, source: str) -> TradeSignal:
+        """A person's order as a signal (inside an input)."""
         signal_id = f"m{self.bus.next_seq()}"
         return manual_signal(order, source, signal_id, self.prices, self.bus.clock.now())
 
@@ -182,7 +215,7 @@ def _decisions(caused: list[Envelope], signal_seq: int) -> list[RiskDecision]:
 
 
 def _order_of(caused: list[Envelope], decision: RiskDecision) -> Order | None:
-    """The order a decision led to, as it ended up within the input."""
+    """The order a decision led to (its intent, recorded within the input)."""
     orders = [
         e.event.order
         for e in caused

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import InvalidInput
-from domain.orders import ManualOrder, Order, Side
+from domain.orders import ManualOrder, Order, OrderStatus, Side
 from domain.risk import RiskDecision
 from domain.signals import TradeSignal
 from engines.market import MarketPrices
@@ -43,24 +43,38 @@ def manual_signal(
         created_at=now,
         order_type=order.order_type,
         limit_price=order.limit_price,
+        time_in_force=order.time_in_force,
     )
 
 
-def closing_orders(portfolio: Portfolio, reason: str) -> list[ManualOrder]:
-    """Market orders that close every position, less what is already being closed."""
+def closing_orders(portfolio: Portfolio, reason: str) -> tuple[list[ManualOrder], list[str]]:
+    """Market orders that close every position, less what is already being closed;
+    and the symbols left for later because an order in the closing direction is
+    waiting for the broker to answer its cancel (it may yet fill: closing the
+    whole position now could overshoot it)."""
     closing = []
+    deferred = []
     for position in portfolio.positions():
         side = Side.SELL if position.quantity > 0 else Side.BUY
+        if any(
+            o.status is OrderStatus.PENDING_CANCEL
+            for o in portfolio.in_flight(position.symbol, side)
+        ):
+            deferred.append(position.symbol)
+            continue
         quantity = abs(position.quantity) - portfolio.in_flight_quantity(position.symbol, side)
         if quantity > 0:
             closing.append(ManualOrder(position.symbol, side, quantity, reason=reason))
-    return closing
+    return closing, deferred
 
 
 @dataclass(frozen=True, slots=True)
 class FlattenReport:
-    """What the kill switch did: orders cancelled, closing decisions and orders."""
+    """What the kill switch did: orders cancelled, closing decisions and orders, and
+    symbols not closed yet because a cancel there is still pending (flatten again
+    once the broker has answered)."""
 
     cancelled: list[Order]
     decisions: list[RiskDecision]
     orders: list[Order]
+    deferred: list[str]

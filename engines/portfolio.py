@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from domain import numeric
+from domain.broker import PositionDifference
 from domain.events import Envelope, OrderUpdated
 from domain.orders import Order, Side
 from domain.portfolio import Account, Position
@@ -43,16 +44,48 @@ class Portfolio:
     def __init__(self, prices: MarketPrices, cash: Decimal = ZERO) -> None:
         self._prices = prices
         self.cash = cash
+        self.buying_power = cash  # as the broker last reported it
         self._holdings: dict[str, _Holding] = {}
         self._in_flight: dict[str, Order] = {}
 
     def seed(self, account: Account, positions: list[Position]) -> None:
         """Start from the broker's snapshot (at start-up, before any input)."""
         self.cash = account.cash
+        self.buying_power = account.buying_power
         self._holdings = {
             p.symbol: _Holding(p.quantity, p.average_price, 1 if p.quantity else 0)
             for p in positions
         }
+
+    def differences(self, positions: tuple[Position, ...]) -> list[PositionDifference]:
+        """Symbols where the broker's positions and ours disagree, in symbol order."""
+        theirs = {p.symbol: p.quantity for p in positions}
+        symbols = sorted(set(theirs) | {s for s, h in self._holdings.items() if h.quantity})
+        return [
+            PositionDifference(s, self.quantity(s), theirs.get(s, ZERO))
+            for s in symbols
+            if self.quantity(s) != theirs.get(s, ZERO)
+        ]
+
+    def reconcile(self, account: Account, positions: tuple[Position, ...]) -> None:
+        """Take the broker's cash and positions as the truth (a sweep, as an input).
+        A position that agrees keeps our exact average and entry count."""
+        self.cash = account.cash
+        self.buying_power = account.buying_power
+        for difference in self.differences(positions):
+            broker = next((p for p in positions if p.symbol == difference.symbol), None)
+            if broker is None:
+                self._holdings.pop(difference.symbol, None)
+                continue
+            holding = self._holdings.setdefault(difference.symbol, _Holding())
+            holding.quantity = broker.quantity
+            holding.average_price = broker.average_price
+            holding.entries = max(holding.entries, 1)
+
+    def account(self) -> Account:
+        """The account as the core sees it: cash from the broker's last report moved
+        by every fill since, equity at the last prices, buying power as last reported."""
+        return Account(cash=self.cash, equity=self.equity(), buying_power=self.buying_power)
 
     # --- reads -----------------------------------------------------------------
 

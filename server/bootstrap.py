@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from audit.anchor import AnchorWriter, open_anchor_writer
 from audit.codec import record_to_envelope
+from audit.lease import Lease, acquire_lease, default_holder
 from audit.records import AuditQuery, EventStore
 from audit.sql_store import SqlAlchemyEventStore
 from brokers.base import Broker
@@ -35,6 +36,7 @@ from domain.events import (
     OrderUpdated,
     RiskDecisionMade,
     RiskLimitsChanged,
+    ServiceStarted,
     StrategyStateChanged,
     TradingStateChanged,
 )
@@ -57,7 +59,8 @@ from engines.strategy.engine import StrategyEngine
 from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
 from engines.strategy.sizing import FractionOfEquitySizer
 from server.auth import ROLES, Authenticator, AuthInterceptor, Principal, load_tokens_file
-from server.broker_health import BrokerHealthGuard
+from server.broker_factory import build_broker, lease_key
+from server.broker_supervisor import BrokerSupervisor, parse_order_timeouts
 from server.decoding import DecodeErrorInterceptor
 from server.event_stream import EventHub
 from server.servicer import TradingServicer
@@ -83,14 +86,23 @@ def open_store(database_url: str) -> EventStore:
 
 
 def build_core(
-    settings: Settings, store: EventStore, calendar: Any, broker: Broker | None = None
+    settings: Settings,
+    store: EventStore,
+    calendar: Any,
+    broker: Broker | None = None,
+    *,
+    replaying: bool = False,
 ) -> Core:
-    """The deterministic core on `store`; the paper broker unless one is given."""
+    """The deterministic core on `store`, with the paper broker unless one is given,
+    its broker started. `replaying`: a core that reads its broker's answers from
+    the journal it is fed and never sends anything (engines/replay.py); no broker
+    is ever given to it, and the paper simulator seeds its account only."""
     recorded = _recorded(store)
     bus = Sequencer(store, clock_from_name(settings.trading_clock))
     prices = MarketPrices()
+    paper: PaperBroker | None = None
     if broker is None:
-        broker = PaperBroker(
+        paper = broker = PaperBroker(
             prices.last_price,
             PaperBrokerConfig(
                 starting_cash=settings.paper_starting_cash,
@@ -99,7 +111,12 @@ def build_core(
             fills=_recorded_fills(recorded),
         )
     portfolio = Portfolio(prices)
-    execution = ExecutionEngine(bus, broker)
+    execution = ExecutionEngine(
+        bus,
+        None if replaying else broker,
+        portfolio,
+        lookup_attempts=settings.trading_broker_lookup_attempts,
+    )
     bus.subscribe(OrderUpdated, portfolio.on_order_updated)
     strategy = MovingAverageCrossoverStrategy(symbols=settings.trading_strategy_symbols)
     strategies = StrategyEngine(bus, prices, FractionOfEquitySizer(portfolio), [strategy])
@@ -109,6 +126,7 @@ def build_core(
         prices,
         default_rules(calendar),
         load_risk_config(settings.trading_risk_config),
+        place=execution.place,
     )
     advisor = AdvisorEngine(
         bus, prices, portfolio, risk, strategies, build_analyst(settings), advisor_config(settings)
@@ -118,8 +136,12 @@ def build_core(
     _restore(core, recorded)
     _restore_feed_sequences(bus, store)
     risk.restore_counts(_recorded_decisions(store))
-    portfolio.seed(execution.account(), execution.positions())
-    bus.process(execution.reconcile)
+    if paper is not None:
+        # The simulator lives in this process: its account is what the log's fills
+        # made it, with no I/O. A real broker's comes from the start-up sweep.
+        portfolio.seed(paper.account(), paper.positions())
+    if not replaying:
+        execution.start()
     return core
 
 
@@ -168,6 +190,7 @@ def _recorded(store: EventStore) -> list[Envelope]:
         "OrderUpdated",
         "IdeaUpdated",
         "RiskLimitsChanged",
+        "ServiceStarted",
     }
     ideas_decided = AuditQuery(event_types=frozenset({"RiskDecisionMade"}))
     records = heapq.merge(
@@ -229,6 +252,8 @@ def _restore(core: Core, recorded: list[Envelope]) -> None:
             case OrderUpdated(order=order):
                 core.advisor.on_order_updated(envelope)
                 orders[order.order_id] = (order, envelope.seq)
+            case ServiceStarted():
+                core.execution.on_service_started(envelope)
     core.execution.restore(list(orders.values()))
 
 
@@ -244,7 +269,8 @@ class Service:
     health: health.HealthServicer
     outage_guard: StoreOutageGuard
     anchors: AnchorWriter | None = None
-    broker_guard: BrokerHealthGuard | None = None
+    supervisor: BrokerSupervisor | None = None
+    lease: Lease | None = None
 
     def stop(self, grace: float | None = 2.0) -> None:
         """Shut down in order. Health says NOT_SERVING for every service first (and
@@ -265,8 +291,9 @@ class Service:
             else:
                 log.warning("shutdown: grace of %g s over, calls still open were cancelled", grace)
         self.outage_guard.close()
-        if self.broker_guard is not None:
-            self.broker_guard.close()
+        if self.supervisor is not None:
+            self.supervisor.close()
+        self.core.execution.close()
         try:
             # Waits for an input still running on a cancelled call's thread, and
             # journals market data the sequencer has staged but not yet appended.
@@ -276,6 +303,8 @@ class Service:
         self.store.close()
         if self.anchors is not None:
             self.anchors.close()  # the head, as the store was closed with it
+        if self.lease is not None:
+            self.lease.release()
         log.info("shutdown: audit log flushed and closed at seq %d", self.store.last_seq())
 
 
@@ -299,7 +328,13 @@ def create_server(
     )
     if token:
         tokens[token] = Principal("operator", ROLES)
-    store = store or open_store(settings.database_url)
+    order_timeouts = parse_order_timeouts(settings.trading_order_timeouts)
+    broker = build_broker(settings)  # BrokerConfigError: the service does not start
+    lease: Lease | None = None
+    if store is None:
+        # Before the log is opened: a second instance never touches it.
+        lease = acquire_lease(settings.database_url, lease_key(settings), default_holder())
+        store = open_store(settings.database_url)
     anchors = open_anchor_writer(
         settings.trading_anchor_file,
         settings.trading_anchor_key.get_secret_value() if settings.trading_anchor_key else None,
@@ -307,7 +342,17 @@ def create_server(
         every_records=settings.trading_anchor_every_records,
         every_seconds=settings.trading_anchor_every_seconds,
     )
-    core = build_core(settings, store, calendar if calendar is not None else load_calendar())
+    core = build_core(
+        settings, store, calendar if calendar is not None else load_calendar(), broker
+    )
+    if lease is not None:
+        start_trading(core, lease.epoch, lease.holder)
+    else:
+        start_trading(core, 0, default_holder())
+    supervisor = BrokerSupervisor(
+        core, sweep_every_s=settings.trading_broker_sweep_seconds, order_timeouts=order_timeouts
+    )
+    supervisor.check()  # the start-up reconciliation: halted (and retried) if it cannot run
     auth = Authenticator(tokens)
     hub = EventHub(store)
     reader = MarketBatchReader(
@@ -349,11 +394,36 @@ def create_server(
     )
     _report_health(core, health_servicer)
     guard = StoreOutageGuard(core, store)
-    broker_guard = BrokerHealthGuard(core)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    return Service(server, port, core, store, hub, health_servicer, guard, anchors, broker_guard)
+    supervisor.start()
+    return Service(
+        server, port, core, store, hub, health_servicer, guard, anchors, supervisor, lease
+    )
+
+
+def start_trading(core: Core, lease_epoch: int = 0, instance: str = "") -> None:
+    """Journal that the service started on this log (creating the log's id on its
+    first start), and say loudly, once, what it trades on."""
+    execution = core.execution
+    info = execution.broker_info()
+    log_id = execution.log_id or secrets.token_hex(6)
+
+    def started() -> None:
+        core.bus.publish(ServiceStarted(log_id, info, instance, lease_epoch))
+
+    core.bus.process(started)
+    kind = "LIVE (real money)" if info.live else "paper"
+    log.warning(
+        "TRADING ON %s: broker %s, account %s, endpoint %s (log %s, lease epoch %d)",
+        kind.upper(),
+        info.name,
+        info.account or "?",
+        info.endpoint,
+        log_id,
+        lease_epoch,
+    )
 
 
 def _report_health(core: Core, health_servicer: health.HealthServicer) -> None:

@@ -15,8 +15,10 @@ append-only log, committed a transaction at a time, ends at its last commit;
 only rows never acknowledged are lost. A signal within 0.5 s of the first is
 taken as a copy of it: a process-group kill under `make` delivers SIGTERM twice.
 
-Exit status: 0 stopped cleanly; 1 could not start, or stopped with audit rows
-left uncommitted; 2 bad configuration or command line; 130 or 143 stopped at
+Exit status: 0 stopped cleanly; 1 could not start (another instance holds the
+trading lease, the database cannot be opened), or stopped with audit rows left
+uncommitted; 2 bad configuration or command line (missing or refused broker
+credentials, a live endpoint without TRADING_LIVE=yes); 130 or 143 stopped at
 once by a second signal.
 """
 
@@ -34,6 +36,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from audit.sql_store import redact_url
+from brokers.base import BrokerConfigError
 from domain.errors import DomainError, Unavailable
 from server.bootstrap import Service, create_server, resolve_token
 from server.settings import Settings
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     signals.install()
     try:
         service = create_server(settings, address, token=resolve_token(settings))
+    except BrokerConfigError as exc:
+        print(f"trading-server: bad configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (DomainError, OSError, ValueError) as exc:
         print(f"trading-server: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED

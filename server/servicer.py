@@ -58,6 +58,8 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             active = sum(s.active for s in strategies)
             risk, execution = core.risk, core.execution
             open_orders = len(execution.orders(open_only=True))
+            broker_health = execution.broker_health()  # the adapter's own view: no I/O
+            broker = execution.broker_info()
             components = [
                 pb.ComponentHealth(
                     name="strategy", healthy=True, detail=f"{active} of {len(strategies)} active"
@@ -69,7 +71,9 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
                     name="execution", healthy=True, detail=f"{open_orders} open orders"
                 ),
                 pb.ComponentHealth(
-                    name="broker", healthy=execution.broker_healthy(), detail=execution.broker_name
+                    name="broker",
+                    healthy=broker_health.healthy,
+                    detail=f"{execution.broker_name}: {broker_health.detail}".rstrip(": "),
                 ),
                 pb.ComponentHealth(
                     name="audit",
@@ -94,6 +98,9 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
                 now=tr.timestamp(core.bus.clock.now()),
                 broker=execution.broker_name,
                 version=VERSION,
+                broker_endpoint=broker.endpoint,
+                broker_account=broker.account,
+                broker_live=broker.live,
                 advisor=tr.advisor_counters_to_proto(core.advisor.analyst, core.advisor.counters()),
             )
 
@@ -232,6 +239,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             cancelled=[tr.order_to_proto(o) for o in report.cancelled],
             closing_decisions=[tr.decision_to_proto(d) for d in report.decisions],
             closing_orders=[tr.order_to_proto(o) for o in report.orders],
+            deferred_symbols=report.deferred,
         )
 
     @maps_domain_errors
@@ -271,6 +279,8 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     ) -> pb.SubmitOrderResponse:
         if request.type and request.type not in tr.ORDER_TYPE_FROM_PROTO:
             raise InvalidInput(f"type {request.type} is not a known OrderType")
+        if request.time_in_force and request.time_in_force not in tr.TIME_IN_FORCE_FROM_PROTO:
+            raise InvalidInput(f"time_in_force {request.time_in_force} is not a known TimeInForce")
         order = validation.manual_order(
             request.symbol,
             tr.SIDE_FROM_PROTO.get(request.side),
@@ -278,6 +288,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             tr.ORDER_TYPE_FROM_PROTO.get(request.type) if request.type else None,
             request.limit_price,
             request.reason,
+            tr.TIME_IN_FORCE_FROM_PROTO.get(request.time_in_force),
         )
         decision, placed = self._core.submit_order(order, self._auth.of(context))
         self._core.bus.flush()
@@ -294,15 +305,24 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     ) -> pb.GetExecutionStatusResponse:
         execution = self._core.execution
         with self._core.bus.reading():
-            return pb.GetExecutionStatusResponse(
+            health = execution.broker_health()  # the adapter's own view: no I/O
+            response = pb.GetExecutionStatusResponse(
                 broker=execution.broker_name,
-                broker_healthy=execution.broker_healthy(),
+                broker_healthy=health.healthy,
                 open_orders=len(execution.orders(open_only=True)),
                 orders_submitted=execution.stats.submitted,
                 orders_filled=execution.stats.filled,
                 orders_cancelled=execution.stats.cancelled,
                 orders_rejected=execution.stats.rejected,
+                unresolved_orders=len(execution.unresolved()),
+                stream_connected=health.stream_connected,
+                broker_detail=health.detail,
             )
+            if execution.last_reconciliation is not None:
+                at, found = execution.last_reconciliation
+                response.last_reconciled_at.CopyFrom(tr.timestamp(at))
+                response.last_reconciliation.CopyFrom(tr.reconciliation_to_proto(found))
+            return response
 
     def _orders_page(
         self, open_only: bool, symbol: str, page_size: int, page_token: str
@@ -348,17 +368,13 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
     def GetAccount(
         self, request: pb.GetAccountRequest, context: grpc.ServicerContext
     ) -> pb.GetAccountResponse:
-        with self._core.bus.reading():
-            return pb.GetAccountResponse(
-                account=tr.account_to_proto(self._core.execution.account())
-            )
+        return pb.GetAccountResponse(account=tr.account_to_proto(self._core.account()))
 
     @maps_domain_errors
     def ListPositions(
         self, request: pb.ListPositionsRequest, context: grpc.ServicerContext
     ) -> pb.ListPositionsResponse:
-        with self._core.bus.reading():
-            positions = self._core.execution.positions()
+        positions = self._core.positions()
         return pb.ListPositionsResponse(positions=[tr.position_to_proto(p) for p in positions])
 
     # --- market data -------------------------------------------------------------------

@@ -102,10 +102,57 @@ class Settings(BaseSettings):
         description="on SIGTERM/SIGINT, calls in flight get this long to finish before they "
         "are cancelled (server/main.py)",
     )
-    # Used by the Alpaca broker and the OpenAI advisor.
-    alpaca_api_key: SecretStr | None = None
-    alpaca_secret_key: SecretStr | None = None
-    alpaca_base_url: str = "https://paper-api.alpaca.markets"
+    # The broker (server/broker_factory.py), and how execution follows it.
+    trading_broker: Literal["paper", "alpaca"] = Field(
+        "paper", description="paper: the in-process simulator; alpaca: Alpaca through alpaca-py"
+    )
+    trading_live: bool = Field(
+        False,
+        description="the second opt-in to trade a live (real-money) Alpaca endpoint; "
+        "without it a non-paper ALPACA_BASE_URL refuses to start",
+    )
+    alpaca_api_key: SecretStr | None = Field(None, description="Alpaca key id")
+    alpaca_secret_key: SecretStr | None = Field(None, description="Alpaca secret key")
+    alpaca_base_url: str = Field(
+        "https://paper-api.alpaca.markets", description="Alpaca Trading API (paper by default)"
+    )
+    alpaca_stream_url: str | None = Field(
+        None,
+        description="trade_updates websocket; unset: derived from ALPACA_BASE_URL "
+        "(https://X -> wss://X/stream)",
+    )
+    alpaca_data_url: str | None = Field(
+        None, description="Alpaca market-data REST API; unset: the SDK's default"
+    )
+    alpaca_data_stream_url: str | None = Field(
+        None, description="Alpaca market-data websocket; unset: the SDK's default for the feed"
+    )
+    alpaca_data_feed: Literal["iex", "sip"] = Field(
+        "iex", description="which Alpaca market-data feed (iex is free; sip needs a plan)"
+    )
+    alpaca_request_timeout_seconds: float = Field(
+        10, gt=0, description="HTTP timeout of each Alpaca REST request (the SDK sets none)"
+    )
+    trading_broker_sweep_seconds: float = Field(
+        30, gt=0, description="the broker's REST state is swept and reconciled this often"
+    )
+    trading_broker_stream_grace_seconds: float = Field(
+        15,
+        ge=0,
+        description="the broker's event stream may be down this long before trading halts",
+    )
+    trading_broker_lookup_attempts: int = Field(
+        5,
+        ge=1,
+        description="unanswered lookups of an order with an unknown outcome before the "
+        "broker counts as unhealthy",
+    )
+    trading_order_timeouts: str = Field(
+        "",
+        description="working orders older than this are cancelled, per time in force: "
+        "'DAY=3600,GTC=86400' (seconds; unset or 0: never)",
+    )
+    # Used by the OpenAI advisor.
     openai_api_key: SecretStr | None = Field(
         None, description="set: the advisor asks OpenAI; unset: the offline rule-based analyst"
     )

@@ -8,9 +8,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from audit.records import AuditRecord
 from domain import events as ev
+from domain.broker import BrokerReport, Reconciliation
 from domain.errors import InvalidInput
 from domain.ideas import Analysis, AnalysisKind, IdeaState, TradeIdea
-from domain.orders import Order, OrderStatus, OrderType, Side
+from domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 from domain.portfolio import Account, Position
 from domain.risk import RiskDecision, RuleVerdict, TradingCause, TradingState, TradingStatus
 from domain.signals import TradeSignal
@@ -33,6 +34,15 @@ ORDER_TYPE_TO_PROTO = {
     OrderType.LIMIT: orders_pb2.ORDER_TYPE_LIMIT,
 }
 ORDER_TYPE_FROM_PROTO = {v: k for k, v in ORDER_TYPE_TO_PROTO.items()}
+TIME_IN_FORCE_TO_PROTO = {
+    TimeInForce.DAY: orders_pb2.TIME_IN_FORCE_DAY,
+    TimeInForce.GTC: orders_pb2.TIME_IN_FORCE_GTC,
+    TimeInForce.IOC: orders_pb2.TIME_IN_FORCE_IOC,
+    TimeInForce.FOK: orders_pb2.TIME_IN_FORCE_FOK,
+    TimeInForce.OPG: orders_pb2.TIME_IN_FORCE_OPG,
+    TimeInForce.CLS: orders_pb2.TIME_IN_FORCE_CLS,
+}
+TIME_IN_FORCE_FROM_PROTO = {v: k for k, v in TIME_IN_FORCE_TO_PROTO.items()}
 ORDER_STATUS_TO_PROTO = {
     OrderStatus.NEW: orders_pb2.ORDER_STATUS_NEW,
     OrderStatus.ACCEPTED: orders_pb2.ORDER_STATUS_ACCEPTED,
@@ -41,6 +51,8 @@ ORDER_STATUS_TO_PROTO = {
     OrderStatus.CANCELLED: orders_pb2.ORDER_STATUS_CANCELLED,
     OrderStatus.REJECTED: orders_pb2.ORDER_STATUS_REJECTED,
     OrderStatus.EXPIRED: orders_pb2.ORDER_STATUS_EXPIRED,
+    OrderStatus.SUBMITTED: orders_pb2.ORDER_STATUS_SUBMITTED,
+    OrderStatus.PENDING_CANCEL: orders_pb2.ORDER_STATUS_PENDING_CANCEL,
 }
 TRADING_STATE_TO_PROTO = {
     TradingState.ACTIVE: risk_pb2.TRADING_STATE_ACTIVE,
@@ -68,6 +80,11 @@ EVENT_TYPE_TO_PROTO: dict[type[object], int] = {
     ev.AnalysisCompleted: events_pb2.EVENT_TYPE_ANALYSIS,
     ev.CancelRequested: events_pb2.EVENT_TYPE_CANCEL_REQUESTED,
     ev.RiskLimitsChanged: events_pb2.EVENT_TYPE_RISK_LIMITS,
+    ev.BrokerReportReceived: events_pb2.EVENT_TYPE_BROKER_REPORT,
+    ev.BrokerRequestFailed: events_pb2.EVENT_TYPE_BROKER_REQUEST_FAILED,
+    ev.BrokerSwept: events_pb2.EVENT_TYPE_BROKER_SWEPT,
+    ev.BrokerReconciled: events_pb2.EVENT_TYPE_BROKER_RECONCILED,
+    ev.ServiceStarted: events_pb2.EVENT_TYPE_SERVICE_STARTED,
 }
 EVENT_TYPE_NAMES: dict[int, str] = {v: k.__name__ for k, v in EVENT_TYPE_TO_PROTO.items()}
 
@@ -133,6 +150,7 @@ def signal_to_proto(s: TradeSignal) -> risk_pb2.TradeSignal:
         confidence=s.confidence,
         rationale=s.rationale,
         created_at=timestamp(s.created_at),
+        time_in_force=TIME_IN_FORCE_TO_PROTO[s.effective_time_in_force],
     )
 
 
@@ -173,9 +191,50 @@ def order_to_proto(o: Order) -> orders_pb2.Order:
                 reason=h.reason,
                 fill_quantity=str(h.fill_quantity),
                 fill_price=str(h.fill_price),
+                execution_id=h.execution_id,
             )
             for h in o.history
         ],
+        time_in_force=TIME_IN_FORCE_TO_PROTO[o.time_in_force],
+        external=o.external,
+    )
+
+
+def broker_report_to_proto(r: BrokerReport) -> events_pb2.BrokerReport:
+    o, x = r.order, r.execution
+    return events_pb2.BrokerReport(
+        source=r.source.value,
+        event=r.event,
+        client_order_id=o.client_order_id,
+        broker_order_id=o.broker_order_id,
+        symbol=o.symbol,
+        status=ORDER_STATUS_TO_PROTO[o.status],
+        broker_status=o.broker_status,
+        filled_quantity=str(o.filled_quantity),
+        average_fill_price=str(o.average_fill_price),
+        execution_id=x.execution_id if x else "",
+        execution_quantity=str(x.quantity) if x else "",
+        execution_price=str(x.price) if x else "",
+        reason=o.reason,
+    )
+
+
+def reconciliation_to_proto(r: Reconciliation) -> events_pb2.Reconciliation:
+    return events_pb2.Reconciliation(
+        reason=r.reason,
+        adopted=r.adopted,
+        updated=r.updated,
+        missing=r.missing,
+        differences=[
+            events_pb2.PositionDifference(
+                symbol=d.symbol,
+                core_quantity=str(d.core_quantity),
+                broker_quantity=str(d.broker_quantity),
+            )
+            for d in r.differences
+        ],
+        positions_applied=r.positions_applied,
+        summary=r.summary,
     )
 
 
@@ -256,6 +315,41 @@ def envelope_to_event(e: ev.Envelope) -> events_pb2.Event:
         case ev.CancelRequested(order_id=order_id, requested_by=by):
             out.cancel_requested.CopyFrom(
                 events_pb2.CancelRequest(order_id=order_id, requested_by=by)
+            )
+        case ev.BrokerReportReceived(report=report):
+            out.broker_report.CopyFrom(broker_report_to_proto(report))
+        case ev.BrokerRequestFailed(failure=f):
+            out.broker_request_failed.CopyFrom(
+                events_pb2.BrokerRequestFailure(
+                    client_order_id=f.client_order_id,
+                    request=f.request.value,
+                    outcome=f.outcome.value,
+                    code=f.code,
+                    message=f.message,
+                )
+            )
+        case ev.BrokerSwept(reason=why, snapshot=snapshot):
+            out.broker_swept.CopyFrom(
+                events_pb2.BrokerSweep(
+                    reason=why,
+                    orders=len(snapshot.orders),
+                    positions=len(snapshot.positions),
+                    account=account_to_proto(snapshot.account),
+                )
+            )
+        case ev.BrokerReconciled(reconciliation=r):
+            out.broker_reconciled.CopyFrom(reconciliation_to_proto(r))
+        case ev.ServiceStarted(log_id=log_id, broker=b, instance=instance, lease_epoch=epoch):
+            out.service_started.CopyFrom(
+                events_pb2.ServiceStart(
+                    log_id=log_id,
+                    broker=b.name,
+                    endpoint=b.endpoint,
+                    account=b.account,
+                    live=b.live,
+                    instance=instance,
+                    lease_epoch=epoch,
+                )
             )
         case ev.RiskLimitsChanged(limits=limits, previous=previous, changed_by=by, reason=why):
             out.risk_limits.CopyFrom(

@@ -13,7 +13,7 @@ from typing import TypeVar
 from domain import numeric
 from domain.errors import InvalidInput
 from domain.market import MarketBatch
-from domain.orders import ManualOrder, OrderType, Side
+from domain.orders import ManualOrder, OrderType, Side, TimeInForce
 from trading.v1 import market_pb2
 
 T = TypeVar("T")
@@ -227,6 +227,10 @@ def decimal_text(value: str, what: str) -> Decimal:
     return number
 
 
+QUANTITY_PLACES = 9
+"""Fractional quantities are taken to this many decimals (Alpaca's limit)."""
+
+
 def manual_order(
     symbol_text: str,
     side: Side | None,
@@ -234,10 +238,12 @@ def manual_order(
     order_type: OrderType | None,
     limit_price_text: str,
     reason_text: str = "",
+    time_in_force: TimeInForce | None = None,
 ) -> ManualOrder:
     """A person's order (SubmitOrder, CheckOrder) checked whole before anything runs:
-    a symbol, a side, a whole positive quantity inside the numeric domain, and a limit
-    price exactly when the order is a LIMIT one."""
+    a symbol, a side, a positive quantity inside the numeric domain with at most
+    nine decimals (a fractional one only for the day, as brokers take them), and a
+    limit price exactly when the order is a LIMIT one."""
     sym = symbol(symbol_text)
     if side is None:
         raise InvalidInput("side is required: BUY or SELL (UNSPECIFIED is not allowed)")
@@ -246,9 +252,15 @@ def manual_order(
         raise InvalidInput(
             f"quantity must be in {numeric.ORDER_QUANTITY_RANGE}, got {quantity_text!r:.50}"
         )
-    if quantity != quantity.to_integral_value():
+    whole = quantity == quantity.to_integral_value()
+    if not whole and quantity != round(quantity, QUANTITY_PLACES):
         raise InvalidInput(
-            f"quantity {quantity_text!r:.50} is fractional: this broker takes whole shares"
+            f"quantity {quantity_text!r:.50} has more than {QUANTITY_PLACES} decimals"
+        )
+    if not whole and time_in_force not in (None, TimeInForce.DAY):
+        raise InvalidInput(
+            f"quantity {quantity_text!r:.50} is fractional: fractional orders are DAY "
+            f"orders only, not {time_in_force.value}"
         )
     kind = order_type or OrderType.MARKET
     limit: Decimal | None = None
@@ -262,8 +274,10 @@ def manual_order(
             )
     elif limit_price_text:
         raise InvalidInput("limit_price is set on a MARKET order: leave it empty, or use LIMIT")
-    # Whole shares, as the integer they are: '10.0' is 10, never 1E+1.
-    return ManualOrder(sym, side, Decimal(int(quantity)), kind, limit, reason(reason_text))
+    # Whole shares as the integer they are ('10.0' is 10, never 1E+1); a fraction
+    # in plain notation.
+    amount = Decimal(int(quantity)) if whole else Decimal(f"{quantity.normalize():f}")
+    return ManualOrder(sym, side, amount, kind, limit, reason(reason_text), time_in_force)
 
 
 MAX_FEED_ID = 128

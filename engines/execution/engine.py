@@ -1,36 +1,64 @@
 """The execution engine: the only code that calls a broker.
 
-It acts on approved `RiskDecisionMade` events that came through the journal,
-nothing else. For each it records the order as an intent (status NEW) and makes
-the journal durable *before* the order leaves the process; the client order id
-is derived from the decision, so the same decision can never be placed twice.
-Broker reports come back as inputs through the sequencer and move the order
-through its state machine; every change is published as `OrderUpdated`.
+It acts on the approved trades the risk engine hands it, nothing else. For each
+it records the order as an intent (NEW) and asks the sequencer to send it once
+the input is over: the send makes the journal durable first, so no order leaves
+the process before its intent is in the audit log, and it never runs while the
+sequencer is held. The client order id is derived from the log's id and the
+decision, so one decision can never become two orders at a broker, whatever
+retries or restarts, and no two logs can ever send the same id.
+
+Whatever the broker says comes back as an input (journaled before it is
+applied): a report moves the order through its state machine
+(engines/execution/reports.py), a failed request resolves or keeps it, and a
+sweep of the broker's REST state reconciles everything. An order whose
+submission had no clear answer stays SUBMITTED, in flight, and is looked up
+until the broker answers; it is resubmitted (same id) only when the broker says
+it has no such order, and closed only by the broker's answer, never by a guess.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
-from brokers.base import Broker, BrokerError
+from brokers.base import Broker
 from domain import numeric
-from domain.errors import NotFound, PreconditionFailed, Unavailable
-from domain.events import CancelRequested, Envelope, OrderUpdated, RiskDecisionMade
-from domain.orders import (
+from domain.broker import (
+    BrokerHealth,
+    BrokerInfo,
     BrokerReport,
-    Order,
-    OrderStateChange,
-    OrderStatus,
-    SubmitOrder,
+    Outcome,
+    Reconciliation,
+    ReportSource,
+    RequestFailure,
+    RequestKind,
 )
-from domain.portfolio import Account, Position
+from domain.errors import NotFound, PreconditionFailed, Unavailable
+from domain.events import (
+    BrokerReconciled,
+    BrokerReportReceived,
+    BrokerRequestFailed,
+    BrokerSwept,
+    CancelRequested,
+    Envelope,
+    OrderUpdated,
+    ServiceStarted,
+)
+from domain.orders import Order, OrderStateChange, OrderStatus, SubmitOrder
 from domain.risk import ApprovedTrade
 from engines.bus import Sequencer
+from engines.execution.reports import Overfill, Step, plan
+from engines.portfolio import Portfolio
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
+REPLAY = BrokerInfo("none", endpoint="replay: no broker", account="")
+AWAITING_ANSWER = frozenset({OrderStatus.NEW, OrderStatus.SUBMITTED})
 
 
 @dataclass(slots=True)
@@ -41,44 +69,85 @@ class ExecutionStats:
     rejected: int = 0
 
 
-def client_order_id_for(decision_id: str) -> str:
-    """Deterministic: one risk decision, one client order id, whatever retries."""
-    return f"ts-{decision_id}"
+def client_order_id_for(log_id: str, decision_id: str) -> str:
+    """Deterministic: one risk decision of one log, one client order id, whatever
+    retries (at most 48 characters: `ts-` + 12 + `-d` + the decision's seq)."""
+    return f"ts-{log_id}-{decision_id}" if log_id else f"ts-{decision_id}"
 
 
 class ExecutionEngine:
-    def __init__(self, bus: Sequencer, broker: Broker) -> None:
+    """`broker` None: a replay or a backtest, where nothing is ever sent and every
+    answer comes from the journal."""
+
+    def __init__(
+        self,
+        bus: Sequencer,
+        broker: Broker | None,
+        portfolio: Portfolio,
+        *,
+        lookup_attempts: int = 5,
+    ) -> None:
         self._bus = bus
         self._broker = broker
+        self._portfolio = portfolio
+        self._lookup_attempts = lookup_attempts
         self._orders: dict[str, Order] = {}
         self._by_client_id: dict[str, str] = {}
         # Seq of each order's latest event: the cause of its next change.
         self._last_seq: dict[str, int] = {}
+        # Client ids placed since the service last started: an answer to their
+        # submission is still to come, and one the broker says it does not have
+        # may be resubmitted. After a restart, only the broker's word counts.
+        self._this_run: set[str] = set()
+        # Requests about an unresolved order that got no answer, per client id.
+        self._unanswered: dict[str, int] = {}
+        self._inline = 0  # > 0: an in-process broker is answering inside the input
+        self.log_id = ""
+        self.fills_booked = 0
+        self.last_reconciliation: tuple[datetime, Reconciliation] | None = None
         self.stats = ExecutionStats()
-        broker.set_report_handler(self.on_broker_report)
-        bus.subscribe(RiskDecisionMade, self.on_risk_decision)
+        bus.subscribe(BrokerReportReceived, self._on_report)
+        bus.subscribe(BrokerRequestFailed, self._on_failure)
+        bus.subscribe(BrokerSwept, self._on_swept)
+        bus.subscribe(ServiceStarted, self.on_service_started)
+
+    # --- the broker ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect the broker's answers to this engine (its streams start here)."""
+        if self._broker is not None:
+            self._broker.start(self)
+
+    def close(self) -> None:
+        if self._broker is not None:
+            self._broker.close()
 
     @property
     def broker_name(self) -> str:
-        return self._broker.name
+        return self._broker.name if self._broker is not None else REPLAY.name
 
-    def broker_healthy(self) -> bool:
-        return self._broker.healthy()
+    def broker_info(self) -> BrokerInfo:
+        return self._broker.describe() if self._broker is not None else REPLAY
+
+    def broker_health(self) -> BrokerHealth:
+        """The adapter's view, and ours: an order looked up too often without an
+        answer makes the broker unhealthy too."""
+        if self._broker is None:
+            return BrokerHealth(reachable=True, detail="replay: no broker")
+        health = self._broker.health()
+        stuck = [cid for cid, n in self._unanswered.items() if n >= self._lookup_attempts]
+        if stuck and health.reachable:
+            detail = f"{len(stuck)} order(s) unresolved after {self._lookup_attempts} lookups"
+            return BrokerHealth(False, health.stream_connected, detail)
+        return health
 
     # --- orders ------------------------------------------------------------------
 
-    def on_risk_decision(self, envelope: Envelope) -> None:
-        event = envelope.event
-        assert isinstance(event, RiskDecisionMade)
-        if not event.decision.approved:
-            return
-        if not self._bus.is_journaled(envelope):
-            raise PermissionError("execution refuses a decision that is not in the audit log")
-        self._place(ApprovedTrade(event.decision), envelope.seq)
-
-    def _place(self, trade: ApprovedTrade, decision_seq: int) -> None:
+    def place(self, trade: ApprovedTrade, decision_seq: int) -> None:
+        """Turn an approved trade into an order (inside the input that approved it):
+        the intent is journaled now, and sent once the input is over."""
         decision = trade.decision
-        client_order_id = client_order_id_for(decision.decision_id)
+        client_order_id = client_order_id_for(self.log_id, decision.decision_id)
         if client_order_id in self._by_client_id:
             return  # already placed: idempotent
         signal = decision.signal
@@ -98,91 +167,337 @@ class ExecutionEngine:
             created_at=now,
             updated_at=now,
             history=(OrderStateChange(OrderStatus.NEW, now, "intent recorded"),),
+            time_in_force=signal.effective_time_in_force,
         )
-        intent = self._record(order, decision_seq)
+        self._record(order, decision_seq)
+        self._this_run.add(client_order_id)
+        self._effect(partial(self._send, client_order_id))
+
+    def _send(self, client_order_id: str) -> None:
+        """An effect: make the intent durable, then hand the order to the broker."""
+        assert self._broker is not None
         try:
-            self._bus.flush()  # the intent is durable before the order leaves
+            self._bus.flush()
         except Unavailable as exc:
-            self._update(
-                order.client_order_id, OrderStatus.REJECTED, intent.seq, reason=f"not sent: {exc}"
-            )
-            return
-        self.stats.submitted += 1
-        try:
-            self._broker.submit_order(
-                SubmitOrder(
-                    client_order_id=order.client_order_id,
-                    symbol=order.symbol,
-                    side=order.side,
-                    quantity=order.quantity,
-                    order_type=order.order_type,
-                    limit_price=order.limit_price,
+            self.on_failure(
+                RequestFailure(
+                    client_order_id, RequestKind.SUBMIT, Outcome.NOT_SENT, "audit-store", str(exc)
                 )
             )
-        except BrokerError as exc:
-            self._update(order.client_order_id, OrderStatus.REJECTED, intent.seq, reason=str(exc))
-
-    def on_broker_report(self, report: BrokerReport) -> None:
-        """Entry point for the broker's reports, from any thread: sequenced like any input."""
-        self._bus.process(lambda: self._apply_report(report))
-
-    def _apply_report(self, report: BrokerReport) -> None:
-        order_id = self._by_client_id.get(report.client_order_id)
-        if order_id is None:
-            log.warning("report for unknown order %s ignored", report.client_order_id)
             return
-        if report.fill_quantity and not (
-            numeric.order_quantity_in_domain(report.fill_quantity)
-            and numeric.decimal_price_in_domain(report.fill_price)
-        ):
-            # A broker's number outside the domain is a broker bug: it is never booked.
-            log.error(
-                "broker report for %s refused: fill %s @ %s is outside the numeric domain",
-                report.client_order_id,
-                report.fill_quantity,
-                report.fill_price,
+        with self._bus.reading():
+            order = self._orders[self._by_client_id[client_order_id]]
+            if not order.is_open:
+                return  # answered already (a resubmission raced an answer)
+            self.stats.submitted += 1
+        self._broker.submit_order(
+            SubmitOrder(
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                order_type=order.order_type,
+                limit_price=order.limit_price,
+                time_in_force=order.time_in_force,
             )
-            return
-        try:
-            self._update(
-                report.client_order_id,
-                report.status,
-                0,
-                reason=report.reason,
-                fill_quantity=report.fill_quantity,
-                fill_price=report.fill_price,
-                broker_order_id=report.broker_order_id,
-            )
-        except PreconditionFailed as exc:
-            log.warning("broker report refused: %s", exc)
-
-    def _update(
-        self,
-        client_order_id: str,
-        status: OrderStatus,
-        caused_by: int,
-        *,
-        reason: str = "",
-        fill_quantity: Decimal = ZERO,
-        fill_price: Decimal = ZERO,
-        broker_order_id: str = "",
-    ) -> None:
-        order = self._orders[self._by_client_id[client_order_id]]
-        updated = order.transition(
-            status,
-            self._bus.clock.now(),
-            reason=reason,
-            fill_quantity=fill_quantity,
-            fill_price=fill_price,
-            broker_order_id=broker_order_id,
         )
-        if status is OrderStatus.FILLED:
-            self.stats.filled += 1
-        elif status is OrderStatus.CANCELLED:
-            self.stats.cancelled += 1
-        elif status is OrderStatus.REJECTED:
-            self.stats.rejected += 1
-        self._record(updated, caused_by or self._last_seq.get(order.order_id, 0))
+
+    def cancel(self, order_id: str, requested_by: str) -> Order:
+        """Ask the broker to cancel an open order (inside an input). Works while
+        trading is halted: cancelling only reduces risk. The order is
+        PENDING_CANCEL until the broker answers."""
+        order = self.get(order_id)
+        if not order.is_open:
+            raise PreconditionFailed(f"order {order_id} is already {order.status.value}")
+        if order.status is OrderStatus.PENDING_CANCEL:
+            return order  # asked already; the broker's answer is awaited
+        requested = self._bus.publish(CancelRequested(order_id, requested_by))
+        reason = f"cancel requested by {requested_by}" if requested_by else "cancel requested"
+        self._apply(order, [Step(OrderStatus.PENDING_CANCEL, reason)], "", requested.seq)
+        self._effect(lambda: self._request_cancel(order.client_order_id))
+        return self._orders[order_id]
+
+    def _request_cancel(self, client_order_id: str) -> None:
+        assert self._broker is not None
+        with self._bus.reading():
+            order = self._orders[self._by_client_id[client_order_id]]
+        self._broker.cancel_order(client_order_id, order.broker_order_id)
+
+    def _lookup(self, client_order_id: str) -> None:
+        assert self._broker is not None
+        self._broker.lookup_order(client_order_id)
+
+    def _effect(self, effect: Callable[[], None]) -> None:
+        """A request to the broker: after the input for a real broker; at once, inside
+        the input, for an in-process simulator (whose answers are then part of the
+        input); never for a replay without a broker."""
+        if self._broker is None:
+            return
+        if not self._broker.in_process:
+            self._bus.after_input(effect)
+            return
+        self._inline += 1
+        try:
+            effect()
+        finally:
+            self._inline -= 1
+
+    # --- what the broker says (the ReportSink; any thread) ----------------------------
+
+    def on_report(self, report: BrokerReport) -> None:
+        self._bus.process(lambda: self._receive_report(report))
+
+    def on_failure(self, failure: RequestFailure) -> None:
+        self._bus.process(lambda: self._receive_failure(failure))
+
+    def on_gap(self, reason: str) -> None:
+        """Reports may have been missed: the supervisor sweeps (see `gap_reason`)."""
+        log.warning("broker %s: %s; a sweep will follow", self.broker_name, reason)
+        self.gap_reason = reason
+
+    gap_reason = ""
+
+    def _receive_report(self, report: BrokerReport) -> None:
+        """Journal the report if it changes anything (or tells of an order we do not
+        know), then the handler applies it. A repeat changes nothing, and a report
+        that cannot be booked (an overfill, a number outside the domain: a broker
+        bug) is refused loudly: neither is journaled, and the order stays as it is
+        for the next sweep to settle."""
+        order = self._known(report.client_order_id)
+        if order is not None:
+            try:
+                steps = plan(order, report)
+            except Overfill as exc:
+                log.error("broker report refused, never booked: %s", exc)
+                return
+            if not steps:
+                log.debug("report for %s changes nothing", report.client_order_id)
+                return
+            if not _bookable(order, steps):
+                return
+        self._bus.publish(BrokerReportReceived(report), caused_by=self._answered(order))
+
+    def _receive_failure(self, failure: RequestFailure) -> None:
+        order = self._known(failure.client_order_id)
+        if order is None or not order.is_open:
+            log.info("broker answer for a closed or unknown order ignored: %s", failure)
+            return
+        self._bus.publish(BrokerRequestFailed(failure), caused_by=self._answered(order))
+
+    def _answered(self, order: Order | None) -> int:
+        """What an answer is caused by: nothing (an input) from a real broker; the
+        order's latest event when an in-process broker answers inside the input."""
+        if self._inline and order is not None:
+            return self._last_seq[order.order_id]
+        return 0
+
+    def _on_report(self, envelope: Envelope) -> None:
+        event = envelope.event
+        assert isinstance(event, BrokerReportReceived)
+        self._apply_report(event.report, envelope.seq)
+
+    def _apply_report(self, report: BrokerReport, cause: int) -> bool:
+        """Apply one report; True when it changed an order (or adopted one)."""
+        order = self._known(report.client_order_id)
+        if order is None:
+            return self._adopt(report, cause)
+        try:
+            steps = plan(order, report)
+        except Overfill as exc:
+            log.error("broker report refused, never booked: %s", exc)
+            return False
+        if not steps:
+            return False
+        self._unanswered.pop(order.client_order_id, None)
+        return self._apply(order, steps, report.order.broker_order_id, cause)
+
+    def _adopt(self, report: BrokerReport, cause: int) -> bool:
+        """An order the service did not place (a person in the broker's dashboard):
+        followed as an external order from now on; its fills move the positions."""
+        seen = report.order
+        if not numeric.order_quantity_in_domain(seen.quantity):
+            log.error("broker order %s refused: quantity %s", seen.client_order_id, seen.quantity)
+            return False
+        now = self._bus.clock.now()
+        why = f"adopted: placed at the broker outside the service ({report.source.value.lower()})"
+        order = Order(
+            order_id=f"x{cause}",
+            client_order_id=seen.client_order_id,
+            decision_id="",
+            symbol=seen.symbol,
+            side=seen.side,
+            quantity=seen.quantity,
+            order_type=seen.order_type,
+            limit_price=seen.limit_price,
+            status=OrderStatus.NEW,
+            filled_quantity=ZERO,
+            average_fill_price=ZERO,
+            created_at=now,
+            updated_at=now,
+            broker_order_id=seen.broker_order_id,
+            history=(OrderStateChange(OrderStatus.NEW, now, why),),
+            time_in_force=seen.time_in_force,
+            external=True,
+        )
+        log.warning("adopting order %s placed outside the service", seen.client_order_id)
+        self._record(order, cause)
+        try:
+            steps = plan(order, report)
+        except Overfill as exc:
+            log.error("adopted order's report refused: %s", exc)
+            return True
+        self._apply(order, steps, seen.broker_order_id, cause)
+        return True
+
+    def _on_failure(self, envelope: Envelope) -> None:
+        event = envelope.event
+        assert isinstance(event, BrokerRequestFailed)
+        failure = event.failure
+        order = self._known(failure.client_order_id)
+        if order is None or not order.is_open:
+            return
+        said = f"({failure.code}) {failure.message}" if failure.code else failure.message
+        cid = order.client_order_id
+        step: Step | None = None
+        match failure.request, failure.outcome:
+            case RequestKind.SUBMIT, Outcome.NOT_SENT if order.status is OrderStatus.NEW:
+                step = Step(OrderStatus.REJECTED, f"not sent: {failure.message}")
+            case RequestKind.SUBMIT, Outcome.REFUSED if order.status in AWAITING_ANSWER:
+                step = Step(OrderStatus.REJECTED, f"refused by the broker {said}")
+            case RequestKind.SUBMIT, Outcome.UNKNOWN if order.status in AWAITING_ANSWER:
+                if order.status is OrderStatus.NEW:
+                    why = f"unresolved: the broker gave no clear answer {said}; looking it up"
+                    step = Step(OrderStatus.SUBMITTED, why)
+                self._retry(cid)
+            case RequestKind.LOOKUP, Outcome.NOT_FOUND:
+                step = self._not_at_broker(order, said)
+            case RequestKind.LOOKUP, Outcome.UNKNOWN:
+                self._retry(cid)
+            case RequestKind.CANCEL, Outcome.REFUSED if order.status is OrderStatus.PENDING_CANCEL:
+                step = Step(order.working_status, f"cancel refused by the broker {said}")
+            case RequestKind.CANCEL, Outcome.UNKNOWN if order.status is OrderStatus.PENDING_CANCEL:
+                self._effect(lambda: self._lookup(cid))
+        if step is not None:
+            self._apply(order, [step], "", envelope.seq)
+
+    def _not_at_broker(self, order: Order, said: str) -> Step | None:
+        """The broker says it has no order with this id."""
+        cid = order.client_order_id
+        if order.status in AWAITING_ANSWER and cid in self._this_run:
+            # Sent in this run without a clear answer, and the broker never got it:
+            # resubmit with the same id (the broker keeps ids unique, so at most one
+            # of the attempts can ever be an order).
+            log.warning("order %s is not at the broker: resubmitting it", cid)
+            self._effect(lambda: self._send(cid))
+            return None
+        if order.status in AWAITING_ANSWER:
+            return Step(OrderStatus.REJECTED, f"never reached the broker {said}")
+        return Step(OrderStatus.EXPIRED, f"the broker no longer knows this order {said}")
+
+    def _retry(self, client_order_id: str) -> None:
+        """Look an unresolved order up again, a bounded number of times; after that
+        the broker counts as unhealthy and the sweeps keep looking."""
+        unanswered = self._unanswered.get(client_order_id, 0) + 1
+        self._unanswered[client_order_id] = unanswered
+        if unanswered < self._lookup_attempts:
+            self._effect(lambda: self._lookup(client_order_id))
+
+    # --- sweeps and reconciliation --------------------------------------------------
+
+    def sweep(self, reason: str) -> Reconciliation:
+        """Read the broker's whole state and reconcile with it (blocking: call it from
+        the supervisor, never under the sequencer). Raises BrokerUnavailable."""
+        assert self._broker is not None, "a replay has no broker to sweep"
+        with self._bus.reading():
+            open_ids = frozenset(o.client_order_id for o in self._orders.values() if o.is_open)
+            fills_before = self.fills_booked
+        snapshot = self._broker.snapshot(open_ids)
+        self.gap_reason = ""
+
+        def work() -> Reconciliation:
+            self._bus.publish(BrokerSwept(reason, snapshot, fills_before))
+            assert self.last_reconciliation is not None
+            return self.last_reconciliation[1]
+
+        return self._bus.process(work)[0]
+
+    def _on_swept(self, envelope: Envelope) -> None:
+        event = envelope.event
+        assert isinstance(event, BrokerSwept)
+        snapshot = event.snapshot
+        adopted: list[str] = []
+        updated: list[str] = []
+        listed: set[str] = set()
+        fills = self.fills_booked
+        for seen in snapshot.orders:
+            listed.add(seen.client_order_id)
+            known = self._known(seen.client_order_id)
+            report = BrokerReport(seen, ReportSource.SWEEP, seen.broker_status)
+            if self._apply_report(report, envelope.seq):
+                (adopted if known is None else updated).append(seen.client_order_id)
+        missing = [
+            o.client_order_id
+            for o in self._orders.values()
+            if o.is_open
+            and o.client_order_id not in listed
+            and not (o.status is OrderStatus.NEW and o.client_order_id in self._this_run)
+        ]
+        for cid in missing:
+            self._effect(partial(self._lookup, cid))
+        differences = self._portfolio.differences(snapshot.positions)
+        # Fills booked by other inputs since the sweep began make its positions stale.
+        applied = event.fills_before == fills
+        if applied:
+            self._portfolio.reconcile(snapshot.account, snapshot.positions)
+        reconciliation = Reconciliation(
+            event.reason,
+            tuple(adopted),
+            tuple(updated),
+            tuple(missing),
+            tuple(differences),
+            applied,
+        )
+        self._bus.publish(BrokerReconciled(reconciliation), caused_by=envelope.seq)
+        self.last_reconciliation = (envelope.at, reconciliation)
+        log.info("broker %s reconciled: %s", self.broker_name, reconciliation.summary)
+
+    def on_service_started(self, envelope: Envelope) -> None:
+        event = envelope.event
+        assert isinstance(event, ServiceStarted)
+        self.log_id = event.log_id
+        # A new process: nothing sent before is awaited any more, and the count of
+        # fills a sweep compares with starts again (as the live process's did).
+        self._this_run.clear()
+        self._unanswered.clear()
+        self.fills_booked = 0
+
+    # --- state -------------------------------------------------------------------------
+
+    def _apply(self, order: Order, steps: list[Step], broker_order_id: str, cause: int) -> bool:
+        if not _bookable(order, steps):
+            return False
+        for step in steps:
+            order = order.transition(
+                step.status,
+                self._bus.clock.now(),
+                reason=step.reason,
+                fill_quantity=step.fill_quantity,
+                fill_price=step.fill_price,
+                broker_order_id=broker_order_id,
+                execution_id=step.execution_id,
+            )
+            if step.fill_quantity:
+                self.fills_booked += 1
+            if step.status is OrderStatus.FILLED:
+                self.stats.filled += 1
+            elif step.status is OrderStatus.CANCELLED:
+                self.stats.cancelled += 1
+            elif step.status is OrderStatus.REJECTED:
+                self.stats.rejected += 1
+            self._record(order, cause)
+        if not order.is_open:
+            self._unanswered.pop(order.client_order_id, None)
+        return True
 
     def _record(self, order: Order, caused_by: int) -> Envelope:
         self._orders[order.order_id] = order
@@ -190,6 +505,10 @@ class ExecutionEngine:
         envelope = self._bus.publish(OrderUpdated(order), caused_by=caused_by)
         self._last_seq[order.order_id] = envelope.seq
         return envelope
+
+    def _known(self, client_order_id: str) -> Order | None:
+        order_id = self._by_client_id.get(client_order_id)
+        return self._orders[order_id] if order_id is not None else None
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -200,37 +519,6 @@ class ExecutionEngine:
             self._orders[order.order_id] = order
             self._by_client_id[order.client_order_id] = order.order_id
             self._last_seq[order.order_id] = seq
-
-    def reconcile(self) -> list[Order]:
-        """Orders the log says are open but the broker does not know (an intent that
-        was never sent, an order that ended while we were down) cannot be followed
-        any more: they are recorded as EXPIRED, with the reason. Returns them."""
-        at_broker = {r.client_order_id for r in self._broker.get_open_orders()}
-        stale = [
-            o for o in self._orders.values() if o.is_open and o.client_order_id not in at_broker
-        ]
-        for order in stale:
-            self._update(
-                order.client_order_id,
-                OrderStatus.EXPIRED,
-                self._last_seq[order.order_id],
-                reason="not open at the broker at start-up (reconciled)",
-            )
-        return [self._orders[o.order_id] for o in stale]
-
-    def cancel(self, order_id: str, requested_by: str) -> Order:
-        """Cancel an open order. Works while trading is halted: cancelling only reduces risk."""
-        order = self._orders.get(order_id)
-        if order is None:
-            raise NotFound(f"no order with id {order_id!r}")
-        if not order.is_open:
-            raise PreconditionFailed(f"order {order_id} is already {order.status.value}")
-        self._bus.publish(CancelRequested(order_id, requested_by))
-        try:
-            self._broker.cancel_order(order.client_order_id)
-        except BrokerError as exc:
-            raise PreconditionFailed(f"broker refused to cancel {order_id}: {exc}") from exc
-        return self._orders[order_id]
 
     # --- reads -------------------------------------------------------------------
 
@@ -247,8 +535,23 @@ class ExecutionEngine:
             if (not open_only or o.is_open) and (not symbol or o.symbol == symbol)
         ]
 
-    def account(self) -> Account:
-        return self._broker.get_account()
+    def unresolved(self) -> list[Order]:
+        """Orders sent without a clear answer, still being looked up."""
+        return [o for o in self._orders.values() if o.status is OrderStatus.SUBMITTED]
 
-    def positions(self) -> list[Position]:
-        return self._broker.get_positions()
+
+def _bookable(order: Order, steps: list[Step]) -> bool:
+    """A broker's number outside the numeric domain is a broker bug: never booked."""
+    for step in steps:
+        if step.fill_quantity and not (
+            numeric.order_quantity_in_domain(step.fill_quantity)
+            and numeric.decimal_price_in_domain(step.fill_price)
+        ):
+            log.error(
+                "broker fill for %s refused: %s @ %s is outside the numeric domain",
+                order.client_order_id,
+                step.fill_quantity,
+                step.fill_price,
+            )
+            return False
+    return True

@@ -1,7 +1,8 @@
 """The risk engine: the mandatory gate between every signal and execution.
 
 It has exactly two exits, both through the journal: a `RiskDecisionMade` that
-approves (execution acts on it) or one that rejects (nothing happens). Every
+approves, after which the approved trade is handed to execution directly (the
+only way a signal reaches a broker), or one that rejects (nothing happens). Every
 rule is evaluated for every signal and each verdict is kept.
 
 Trading states. Each cause (an operator, the audit store, the broker, the daily
@@ -24,7 +25,7 @@ itself, audited; the next session clears it when `daily_loss_resets_next_session
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -98,9 +99,13 @@ class RiskEngine:
         prices: MarketPrices,
         rules: list[RiskRule],
         config: RiskConfig,
+        place: Callable[[ApprovedTrade, int], None] | None = None,
         recent: int = 1000,
     ) -> None:
         self._bus = bus
+        # Where an approved trade goes (execution), handed over directly with the
+        # seq of its journaled decision: the gate's only way out to a broker.
+        self._place = place
         self._portfolio = portfolio
         self._prices = prices
         self.rules = rules
@@ -228,7 +233,9 @@ class RiskEngine:
             rule.record(decision)
         self.count(decision, total_only=False)
         self.recent.append(decision)
-        self._bus.publish(RiskDecisionMade(decision), caused_by=envelope.seq)
+        decided = self._bus.publish(RiskDecisionMade(decision), caused_by=envelope.seq)
+        if isinstance(outcome, ApprovedTrade) and self._place is not None:
+            self._place(outcome, decided.seq)
 
     def count(self, decision: RiskDecision, *, total_only: bool) -> None:
         """Tally a decision: live, or (`total_only`) one read back from the log at start-up."""

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from domain import numeric
-from domain.orders import Side
+from domain.orders import OrderStatus, Side
 from domain.risk import RiskDecision, RuleVerdict
 from domain.signals import TradeSignal
 from engines.clock import datetime_to_ns, ns_to_datetime
@@ -67,6 +67,7 @@ PRICE_OUTSIDE_COLLAR = "PRICE_OUTSIDE_COLLAR"
 NO_MARKET_PRICE = "NO_MARKET_PRICE"
 STALE_MARKET_DATA = "STALE_MARKET_DATA"
 BROKER_UNHEALTHY = "BROKER_UNHEALTHY"
+ORDER_UNRESOLVED = "ORDER_UNRESOLVED"
 
 NOT_A_NUMBER = Decimal("NaN")
 ZERO = Decimal(0)
@@ -383,6 +384,27 @@ class BrokerHealthRule(_Rule):
         if ctx.broker_healthy is not True:
             return self.refused(BROKER_UNHEALTHY, "the broker is not answering")
         return self.passed("the broker is answering")
+
+
+class UnresolvedOrderRule(_Rule):
+    """No new order in a symbol while one of its orders was sent without a clear
+    answer (SUBMITTED: a timeout, a dropped connection, a 5xx) and is still being
+    looked up: that order may be live at the broker, and a second one could
+    double the trade. Reducing trades too: the exit might be the duplicate."""
+
+    name = "UnresolvedOrderRule"
+    applies_to_reducing = True
+
+    def _check(self, signal: TradeSignal, ctx: RiskContext) -> RuleVerdict:
+        unresolved = [
+            o.order_id
+            for o in ctx.portfolio.in_flight_orders()
+            if o.symbol == signal.symbol and o.status is OrderStatus.SUBMITTED
+        ]
+        if unresolved:
+            detail = f"order {unresolved[0]} in {signal.symbol} has no answer from the broker yet"
+            return self.refused(ORDER_UNRESOLVED, detail)
+        return self.passed(f"no unresolved order in {signal.symbol}")
 
 
 class StaleDataRule(_Rule):
@@ -723,6 +745,7 @@ def default_rules(calendar: Any) -> list[RiskRule]:
         NumericDomainRule(),
         MarketHoursRule(calendar),
         BrokerHealthRule(),
+        UnresolvedOrderRule(),
         StaleDataRule(),
         PriceCollarRule(),
         MinConfidenceRule(),

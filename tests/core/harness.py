@@ -78,10 +78,19 @@ def make_harness(
     calendar: Any,
     broker: Broker | None = None,
     start: datetime | None = SESSION_START,
+    replaying: bool = False,
     **settings: Any,
 ) -> Harness:
+    """`replaying`: a core for engines/replay.py, which never sends anything."""
     store = InMemoryEventStore()
-    core = build_core(Settings(trading_clock="event", **settings), store, calendar, broker)
+    core = build_core(
+        Settings(trading_clock="event", **settings), store, calendar, broker, replaying=replaying
+    )
+    if broker is not None:
+        # What the service's start-up sweep would give, without journaling it, so
+        # the log starts with the test's own inputs.
+        snapshot = broker.snapshot(frozenset())
+        core.portfolio.seed(snapshot.account, list(snapshot.positions))
     harness = Harness(core, store)
     if start is not None:
         harness.at(start)

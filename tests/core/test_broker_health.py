@@ -6,26 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from domain.risk import TradingCause, TradingState
-from server.broker_health import BrokerHealthGuard
+from server.broker_supervisor import BrokerSupervisor
 from tests.core.fakes import HoldingBroker
 from tests.core.harness import failed_codes, make_harness
 
 
 class FlakyBroker(HoldingBroker):
-    def __init__(self) -> None:
-        super().__init__()
-        self.up: bool | None = True  # None: the health check itself fails
-
-    def healthy(self) -> bool:
-        if self.up is None:
-            raise ConnectionError("no route to the broker")
-        return bool(self.up)
+    pass
 
 
 def test_a_broker_that_stops_answering_halts_and_its_return_resumes(calendar: Any) -> None:
     broker = FlakyBroker()
     harness = make_harness(calendar, broker)
-    guard = BrokerHealthGuard(harness.core, interval_s=3600)  # checked by hand below
+    guard = BrokerSupervisor(harness.core, sweep_every_s=3600)  # checked by hand below
+    guard.check()  # the start-up reconciliation
     try:
         broker.up = False
         guard.check()
@@ -44,9 +38,9 @@ def test_a_broker_that_stops_answering_halts_and_its_return_resumes(calendar: An
 def test_the_brokers_recovery_never_lifts_an_operators_halt(calendar: Any) -> None:
     broker = FlakyBroker()
     harness = make_harness(calendar, broker)
-    guard = BrokerHealthGuard(harness.core, interval_s=3600)
+    guard = BrokerSupervisor(harness.core, sweep_every_s=3600)
     try:
-        broker.up = None  # the check raises: counted as unhealthy
+        broker.up = False  # the start-up sweep fails: halted until it runs
         guard.check()
         harness.core.set_trading_state(TradingState.HALTED, "alice", "investigating")
         broker.up = True

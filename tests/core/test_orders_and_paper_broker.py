@@ -8,9 +8,9 @@ import pytest
 
 from brokers.paper.adapter import PaperBroker
 from brokers.paper.config import PaperBrokerConfig
+from domain.broker import BrokerReport, Outcome, RequestFailure
 from domain.errors import IllegalTransition
 from domain.orders import (
-    BrokerReport,
     Order,
     OrderStatus,
     OrderType,
@@ -84,53 +84,71 @@ def test_an_overfill_is_refused() -> None:
         new_order("5").transition(OrderStatus.FILLED, NOW, fill_quantity=Decimal(6))
 
 
-def paper(
-    prices: dict[str, Decimal], cash: str = "10000"
-) -> tuple[PaperBroker, list[BrokerReport]]:
-    reports: list[BrokerReport] = []
+class Sink:
+    """Collects what the broker answers."""
+
+    def __init__(self) -> None:
+        self.reports: list[BrokerReport] = []
+        self.failures: list[RequestFailure] = []
+
+    def on_report(self, report: BrokerReport) -> None:
+        self.reports.append(report)
+
+    def on_failure(self, failure: RequestFailure) -> None:
+        self.failures.append(failure)
+
+    def on_gap(self, reason: str) -> None:
+        raise AssertionError(f"the paper broker has no stream to lose: {reason}")
+
+
+def paper(prices: dict[str, Decimal], cash: str = "10000") -> tuple[PaperBroker, Sink]:
+    sink = Sink()
     broker = PaperBroker(
         prices.get, PaperBrokerConfig(starting_cash=Decimal(cash), slippage_bps=Decimal(10))
     )
-    broker.set_report_handler(reports.append)
-    return broker, reports
+    broker.start(sink)
+    return broker, sink
 
 
 def test_paper_market_orders_fill_at_the_last_price_plus_slippage() -> None:
-    broker, reports = paper({"SPY": Decimal("100")})
+    broker, sink = paper({"SPY": Decimal("100")})
     broker.submit_order(SubmitOrder("c1", "SPY", Side.BUY, Decimal(10)))
     broker.submit_order(SubmitOrder("c2", "SPY", Side.SELL, Decimal(4)))
 
-    assert [r.status for r in reports] == [OrderStatus.ACCEPTED, OrderStatus.FILLED] * 2
-    assert reports[1].fill_price == Decimal("100.1000")  # buyer pays 10 bps
-    assert reports[3].fill_price == Decimal("99.9000")  # seller receives 10 bps less
-    account = broker.get_account()
+    reports = sink.reports
+    assert [r.order.status for r in reports] == [OrderStatus.ACCEPTED, OrderStatus.FILLED] * 2
+    assert reports[1].order.average_fill_price == Decimal("100.1000")  # buyer pays 10 bps
+    assert reports[3].order.average_fill_price == Decimal("99.9000")  # seller receives less
+    assert reports[1].execution is not None and reports[1].execution.quantity == 10
+    account = broker.account()
     assert account.cash == Decimal(10000) - Decimal("1001.0") + Decimal("399.6")
-    [position] = broker.get_positions()
+    [position] = broker.positions()
     assert position.quantity == 6 and position.average_price == Decimal("100.1000")
     assert account.equity == account.cash + 6 * Decimal(100)
 
 
 def test_paper_refuses_what_a_cash_account_cannot_do() -> None:
-    broker, reports = paper({"SPY": Decimal("100")}, cash="500")
+    broker, sink = paper({"SPY": Decimal("100")}, cash="500")
     broker.submit_order(SubmitOrder("c1", "SPY", Side.BUY, Decimal(10)))
     broker.submit_order(SubmitOrder("c2", "SPY", Side.SELL, Decimal(1)))
     broker.submit_order(SubmitOrder("c3", "QQQ", Side.BUY, Decimal(1)))
 
-    assert [r.status for r in reports] == [OrderStatus.REJECTED] * 3
-    assert "insufficient buying power" in reports[0].reason
-    assert "insufficient position" in reports[1].reason
-    assert "no market price" in reports[2].reason
-    assert broker.get_account().cash == Decimal(500)
+    assert sink.reports == []
+    assert [f.outcome for f in sink.failures] == [Outcome.REFUSED] * 3
+    assert "insufficient buying power" in sink.failures[0].message
+    assert "insufficient qty available" in sink.failures[1].message
+    assert "no market price" in sink.failures[2].message
+    assert broker.account().cash == Decimal(500)
 
 
 def test_paper_limit_orders_rest_until_cancelled_when_not_marketable() -> None:
-    broker, reports = paper({"SPY": Decimal("100")})
+    broker, sink = paper({"SPY": Decimal("100")})
     broker.submit_order(
         SubmitOrder("c1", "SPY", Side.BUY, Decimal(1), OrderType.LIMIT, Decimal(90))
     )
-    assert [r.status for r in reports] == [OrderStatus.ACCEPTED]
-    assert [o.client_order_id for o in broker.get_open_orders()] == ["c1"]
+    assert [r.order.status for r in sink.reports] == [OrderStatus.ACCEPTED]
+    assert [o.client_order_id for o in broker.snapshot(frozenset()).orders] == ["c1"]
 
-    broker.cancel_order("c1")
-    assert reports[-1].status is OrderStatus.CANCELLED
-    assert broker.get_open_orders() == []
+    broker.cancel_order("c1", sink.reports[0].order.broker_order_id)
+    assert sink.reports[-1].order.status is OrderStatus.CANCELLED
+    assert broker.snapshot(frozenset()).orders == ()

@@ -27,6 +27,7 @@ def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
         "NumericDomainRule",
         "MarketHoursRule",
         "BrokerHealthRule",
+        "UnresolvedOrderRule",
         "StaleDataRule",
         "PriceCollarRule",
         "MinConfidenceRule",
@@ -61,27 +62,40 @@ def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
     assert Decimal(account.cash) == Decimal(100000) - spent
 
     records = list(client.query_audit())
+    assert [r.seq for r in records] == list(range(1, len(records) + 1))
+    # The service's start: its log's identity, then the start-up reconciliation.
+    started, swept, reconciled, *records = records
+    assert (started.event_type, swept.event_type, reconciled.event_type) == (
+        "ServiceStarted",
+        "BrokerSwept",
+        "BrokerReconciled",
+    )
+    assert started.caused_by == swept.caused_by == 0 and reconciled.caused_by == swept.seq
     kinds = [r.event_type for r in records]
     assert kinds == [
         "MarketDataReceived",
         "SignalGenerated",
         "RiskDecisionMade",
         "OrderUpdated",
+        "BrokerReportReceived",
         "OrderUpdated",
+        "BrokerReportReceived",
         "OrderUpdated",
     ]
-    assert [r.seq for r in records] == list(range(1, len(records) + 1))
-    market, signal, risk, new, accepted, filled = records
-    # Each event names its cause: tick batch -> signal -> decision -> order -> fill.
+    market, signal, risk, new, ack, accepted, fill, filled = records
+    # Each event names its cause: tick batch -> signal -> decision -> order -> the
+    # broker's answers -> the order's moves.
     assert signal.caused_by == market.seq
     assert risk.caused_by == signal.seq
     assert new.caused_by == risk.seq
-    assert accepted.caused_by == new.seq and filled.caused_by == accepted.seq
+    assert ack.caused_by == new.seq and accepted.caused_by == ack.seq
+    assert fill.caused_by == accepted.seq and filled.caused_by == fill.seq
     assert [json.loads(r.payload_json)["order"]["status"] for r in (new, accepted, filled)] == [
         "NEW",
         "ACCEPTED",
         "FILLED",
     ]
+    assert json.loads(started.payload_json)["log_id"] in order.client_order_id
     # The small messages were journaled together, as one record, before the signal.
     assert len(json.loads(market.payload_json)["batch"]["symbols"]) == 140
     assert client.verify_audit().ok
@@ -158,7 +172,7 @@ def test_subscribers_see_signals_decisions_and_orders_live_filtered_by_type(
     replayed = [next(replay) for _ in range(5)]
     replay.cancel()
     assert [e.seq for e in replayed] == sorted({e.seq for e in replayed})
-    assert replayed[0].type == events_pb2.EVENT_TYPE_SIGNAL
+    assert replayed[0].type == events_pb2.EVENT_TYPE_SERVICE_STARTED
 
 
 def test_strategies_can_be_listed_deactivated_and_reactivated(svc: RunningService) -> None:

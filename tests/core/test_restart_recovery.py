@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.orders import OrderStatus
-from server.bootstrap import build_core
+from server.bootstrap import build_core, start_trading
 from server.settings import Settings
 from tests.conftest import RunningService, StartService
 from tests.core.fakes import HoldingBroker
@@ -50,10 +50,13 @@ def test_an_order_the_broker_no_longer_knows_is_reconciled_as_expired(calendar: 
     restarted = build_core(
         Settings(trading_clock="event"), harness.store, calendar, HoldingBroker()
     )
+    start_trading(restarted)
+    found = restarted.sweep("start-up reconciliation")
 
+    assert found.missing == (open_order.client_order_id,)  # looked up: the broker has none
     reconciled = restarted.execution.get(open_order.order_id)
     assert reconciled.status is OrderStatus.EXPIRED
-    assert "reconciled" in reconciled.history[-1].reason
+    assert "no longer knows" in reconciled.history[-1].reason
     assert not restarted.execution.orders(open_only=True)
     assert not restarted.portfolio.in_flight("SPY", open_order.side)
 

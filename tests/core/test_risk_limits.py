@@ -178,6 +178,7 @@ APPLIES_TO_REDUCING = {
     "NumericDomainRule": True,
     "MarketHoursRule": True,
     "BrokerHealthRule": False,
+    "UnresolvedOrderRule": True,
     "StaleDataRule": False,
     "PriceCollarRule": True,
     "MinConfidenceRule": False,
@@ -198,7 +199,7 @@ def test_the_default_rule_set_has_every_rule_once_with_its_reducing_exemption(
     rules = default_rules(calendar)
 
     assert {r.name: r.applies_to_reducing for r in rules} == APPLIES_TO_REDUCING
-    assert len({r.name for r in rules}) == len(rules) == 14
+    assert len({r.name for r in rules}) == len(rules) == 15
 
 
 def test_each_rule_shows_the_limits_it_reads_by_their_config_keys(calendar: Any) -> None:
@@ -228,7 +229,7 @@ def test_a_signal_within_every_limit_passes_every_rule(calendar: Any) -> None:
 
     verdicts = [rule.check(make_signal(), ctx) for rule in default_rules(calendar)]
 
-    assert [v.code for v in verdicts] == ["OK"] * 14, verdicts
+    assert [v.code for v in verdicts] == ["OK"] * 15, verdicts
 
 
 # --- NumericDomainRule, MarketHoursRule, BrokerHealthRule --------------------------------

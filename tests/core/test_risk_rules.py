@@ -36,7 +36,7 @@ def test_a_trade_within_every_limit_is_approved_with_each_verdict_recorded(paper
     assert decision.approved
     rules = paper.core.risk.rules
     assert [v.rule for v in decision.verdicts] == [r.name for r in rules]
-    assert [v.code for v in decision.verdicts] == ["OK"] * len(rules) == ["OK"] * 14
+    assert [v.code for v in decision.verdicts] == ["OK"] * len(rules) == ["OK"] * 15
     [payload] = paper.payloads("RiskDecisionMade")
     [size] = [v for v in payload["decision"]["verdicts"] if v["rule"] == "MaxPositionSizeRule"]
     assert size == {
@@ -127,7 +127,13 @@ EXEMPT_WHEN_REDUCING = {
     "DailyLossRule",
     "DuplicateSignalRule",
 }
-JUDGE_EVERY_TRADE = {"NumericDomainRule", "MarketHoursRule", "PriceCollarRule", "OrderRateRule"}
+JUDGE_EVERY_TRADE = {
+    "NumericDomainRule",
+    "MarketHoursRule",
+    "UnresolvedOrderRule",
+    "PriceCollarRule",
+    "OrderRateRule",
+}
 
 
 def test_the_engine_exempts_reducing_trades_from_exactly_the_rules_that_say_so(
@@ -225,7 +231,7 @@ def test_every_rule_is_evaluated_even_after_one_fails(paper: Harness) -> None:
     paper.at(datetime(2024, 3, 9, 15, 0, tzinfo=UTC))
     decision = paper.signal(quantity="100", confidence=0.1)
 
-    assert len(decision.verdicts) == len(paper.core.risk.rules) == 14
+    assert len(decision.verdicts) == len(paper.core.risk.rules) == 15
     assert failed_codes(decision) == {
         "POSITION_SIZE_EXCEEDS_LIMIT",
         "OUTSIDE_MARKET_HOURS",
@@ -253,16 +259,15 @@ def test_a_halt_rejects_everything_but_cancelling_still_works(
     assert [p["status"]["state"] for p in harness.payloads("TradingStateChanged")] == ["HALTED"]
 
 
-def test_execution_refuses_a_decision_that_did_not_come_through_the_journal(
-    paper: Harness,
-) -> None:
-    from domain.events import Envelope, RiskDecisionMade
+def test_only_the_risk_gate_hands_a_trade_to_execution(paper: Harness) -> None:
+    """An approved decision published on the bus by anyone but the gate (a replayed
+    or forged event) places nothing: the gate hands its approvals to execution
+    directly, and execution listens to no decision event."""
+    from domain.events import RiskDecisionMade
 
     approved = paper.signal(quantity="1")
-    forged = Envelope(
-        seq=999, at=approved.decided_at, caused_by=0, event=RiskDecisionMade(approved)
-    )
+    orders = paper.core.execution.orders(open_only=False)
+    paper.core.bus.process(lambda: paper.core.bus.publish(RiskDecisionMade(approved)))
 
-    with pytest.raises(PermissionError):
-        paper.core.execution.on_risk_decision(forged)
+    assert paper.core.execution.orders(open_only=False) == orders
     assert paper.core.execution.stats.submitted == 1  # only the genuine one

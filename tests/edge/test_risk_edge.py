@@ -54,9 +54,29 @@ BAD_ORDERS = [
         id="negative",
     ),
     pytest.param(
-        pb.SubmitOrderRequest(symbol="SPY", side=orders_pb2.SIDE_BUY, quantity="1.5"),
-        "fractional",
-        id="fractional",
+        pb.SubmitOrderRequest(symbol="SPY", side=orders_pb2.SIDE_BUY, quantity="1.0000000001"),
+        "more than 9 decimals",
+        id="too-fine-a-fraction",
+    ),
+    pytest.param(
+        pb.SubmitOrderRequest(
+            symbol="SPY",
+            side=orders_pb2.SIDE_BUY,
+            quantity="1.5",
+            time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
+        ),
+        "fractional orders are DAY orders only",
+        id="fractional-gtc",
+    ),
+    pytest.param(
+        pb.SubmitOrderRequest(
+            symbol="SPY",
+            side=orders_pb2.SIDE_BUY,
+            quantity="1",
+            time_in_force=orders_pb2.TimeInForce.ValueType(99),
+        ),
+        "not a known TimeInForce",
+        id="unknown-time-in-force",
     ),
     pytest.param(
         pb.SubmitOrderRequest(symbol="SPY", side=orders_pb2.SIDE_BUY, quantity="NaN"),

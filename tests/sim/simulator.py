@@ -39,6 +39,7 @@ from typing import Any
 from audit.codec import decode_event, record_to_envelope
 from audit.memory_store import InMemoryEventStore
 from audit.records import AuditQuery, AuditRecord, NewRecord
+from domain.broker import BrokerOrder, BrokerReport, Execution, ReportSource
 from domain.errors import DomainError, InvalidInput, Unavailable
 from domain.events import (
     MarketDataReceived,
@@ -47,7 +48,7 @@ from domain.events import (
     TradingStateChanged,
 )
 from domain.ideas import AnalysisKind, IdeaState
-from domain.orders import BrokerReport, OrderStatus
+from domain.orders import OrderStatus
 from domain.risk import TradingCause, TradingState
 from engines.advisor.analyst import AnalysisRequest
 from engines.bus import MAX_TICKS_PER_MESSAGE, DuplicateMessage
@@ -324,14 +325,22 @@ class Simulation:
             return
         order = self.rng.choice(filled)
         positions = self.core.portfolio.positions()
-        report = BrokerReport(
+        seen = BrokerOrder(
             order.client_order_id,
-            OrderStatus.FILLED,
             order.broker_order_id,
+            order.symbol,
+            order.side,
             order.quantity,
+            order.order_type,
+            OrderStatus.FILLED,
+            order.limit_price,
+            order.time_in_force,
+            order.filled_quantity,
             order.average_fill_price,
         )
-        self.core.execution.on_broker_report(report)
+        fill = order.history[-1]
+        execution = Execution(fill.execution_id, fill.fill_quantity, fill.fill_price)
+        self.core.execution.on_report(BrokerReport(seen, ReportSource.STREAM, "fill", execution))
         if self.core.portfolio.positions() != positions:
             self.fail(f"a duplicated fill of {order.order_id} moved a position")
 

@@ -1,0 +1,121 @@
+"""What a broker's report means for an order the core knows: the steps of its
+state machine the report justifies, and nothing else. Pure: the same order and
+report always give the same steps, so a replay of journaled reports rebuilds
+the same orders.
+
+Rules, in the order they apply:
+
+* **Fills.** The broker's cumulative filled quantity is the truth. A report
+  whose cumulative quantity is above the order's books the difference, at the
+  execution's own price when the report's execution is exactly that
+  difference, otherwise at the price that makes the average come out as the
+  broker's average. An execution already booked (same execution id), or a
+  cumulative quantity not above the order's, books nothing: a fill is applied
+  once, however often the stream repeats it, and a stale report never unbooks.
+  A fill past the order's quantity is not booked (`Overfill`).
+* **State.** The broker's state is taken when the machine allows the move; a
+  report that would move an order back (an old snapshot saying "accepted" for
+  an order already partly filled) is stale and moves nothing. A pending cancel
+  goes back to working only when the broker says the cancel was refused.
+* **Ended orders** do not move again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from domain.broker import BrokerReport, ReportSource
+from domain.orders import Order, OrderStatus, can_transition
+
+ZERO = Decimal(0)
+CANCEL_REFUSED_EVENTS = frozenset({"order_cancel_rejected"})
+
+
+class Overfill(Exception):
+    """The broker reports more filled than the order's quantity: never booked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One move of the order's state machine."""
+
+    status: OrderStatus
+    reason: str
+    fill_quantity: Decimal = ZERO
+    fill_price: Decimal = ZERO
+    execution_id: str = ""
+
+
+def plan(order: Order, report: BrokerReport) -> list[Step]:
+    """The steps `report` justifies for `order` (empty: it changes nothing)."""
+    if not order.is_open:
+        return []
+    steps: list[Step] = []
+    reason = _reason(report)
+    fill = _fill(order, report)
+    status = order.status
+    if fill is not None:
+        quantity, price, execution_id = fill
+        filled = order.filled_quantity + quantity
+        status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
+        steps.append(Step(status, reason, quantity, price, execution_id))
+    wanted = report.order.status
+    if status.is_terminal or wanted is status:
+        return steps
+    if wanted in _WORKING:
+        if status in (OrderStatus.NEW, OrderStatus.SUBMITTED) and wanted is OrderStatus.ACCEPTED:
+            steps.append(Step(wanted, reason))
+        elif status is OrderStatus.PENDING_CANCEL and _cancel_refused(report):
+            partly = order.filled_quantity or fill is not None
+            steps.append(
+                Step(OrderStatus.PARTIALLY_FILLED if partly else OrderStatus.ACCEPTED, reason)
+            )
+        # Otherwise an older view of the order (a snapshot from before its last
+        # fill or cancel request), or a fill state with no quantity to book yet.
+        return steps
+    if can_transition(status, wanted):
+        steps.append(Step(wanted, reason))
+    return steps
+
+
+_WORKING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
+
+
+def _fill(order: Order, report: BrokerReport) -> tuple[Decimal, Decimal, str] | None:
+    """(quantity, price, execution id) to book, or None."""
+    execution = report.execution
+    if execution is not None and execution.execution_id in order.executions:
+        execution = None  # booked already: a repeat
+    cumulative = report.order.filled_quantity
+    if cumulative <= ZERO and execution is not None:
+        # A broker that reports executions without a cumulative quantity.
+        cumulative = order.filled_quantity + execution.quantity
+    quantity = cumulative - order.filled_quantity
+    if quantity <= ZERO:
+        return None
+    if cumulative > order.quantity:
+        raise Overfill(
+            f"order {order.order_id}: the broker reports {cumulative} filled of {order.quantity}"
+        )
+    execution_id = execution.execution_id if execution is not None else ""
+    if execution is not None and execution.quantity == quantity:
+        return quantity, execution.price, execution_id
+    average = report.order.average_fill_price
+    if average > ZERO:
+        # The price that brings our average to the broker's over the whole quantity.
+        booked = order.average_fill_price * order.filled_quantity
+        return quantity, (average * cumulative - booked) / quantity, execution_id
+    if execution is not None:
+        return quantity, execution.price, execution_id
+    raise Overfill(f"order {order.order_id}: a fill of {quantity} came with no price")
+
+
+def _cancel_refused(report: BrokerReport) -> bool:
+    return report.source is ReportSource.CANCEL or report.event in CANCEL_REFUSED_EVENTS
+
+
+def _reason(report: BrokerReport) -> str:
+    said = report.event or report.order.broker_status or report.order.status.value.lower()
+    text = f"{report.source.value.lower()}: {said}"
+    return f"{text} ({report.order.reason})" if report.order.reason else text
