@@ -45,7 +45,7 @@ from google.protobuf.message import Message
 
 from client import alpaca_feed, alpaca_history, render
 from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
-from client.sdk import AuditFilters, TradingClient
+from client.sdk import TIMES_IN_FORCE, AuditFilters, TradingClient
 from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
@@ -359,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
         placing.add_argument("symbol")
         placing.add_argument("quantity", type=_decimal, metavar="QTY")
         placing.add_argument("--limit", type=_decimal, metavar="PRICE", help="a limit price")
+        placing.add_argument(
+            "--tif",
+            choices=sorted(TIMES_IN_FORCE),
+            help="time in force (default: day)",
+        )
         placing.add_argument("--reason", default="", help="recorded in the audit log")
         placing.set_defaults(side=verb)
 
@@ -713,7 +718,12 @@ def _flatten(client: TradingClient, args: argparse.Namespace, out: Printer) -> i
 
 def _submit_order(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
     response = client.submit_order(
-        args.symbol, SIDES[args.side], args.quantity, limit_price=args.limit, reason=args.reason
+        args.symbol,
+        SIDES[args.side],
+        args.quantity,
+        limit_price=args.limit,
+        reason=args.reason,
+        time_in_force=args.tif,
     )
     out.show(response, render.order_submission_text)
     return EXIT_OK if response.decision.approved else EXIT_GATE_REFUSED

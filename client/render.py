@@ -58,11 +58,14 @@ def decision_line(decision: risk_pb2.RiskDecision) -> str:
 
 
 def order_line(order: orders_pb2.Order) -> str:
-    return (
+    line = (
         f"{order.order_id} {label(order, 'side')} {order.quantity} {order.symbol}"
         f" {label(order, 'type')} {label(order, 'status')}"
         f" filled {order.filled_quantity or '0'} @ {order.average_fill_price or '-'}"
     )
+    if order.time_in_force:
+        line += f" {label(order, 'time_in_force')}"
+    return f"{line} (external)" if order.external else line
 
 
 def fill_lines(order: orders_pb2.Order) -> list[str]:

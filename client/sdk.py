@@ -243,6 +243,14 @@ _ORDER_TYPES: Final[Mapping[str, orders_pb2.OrderType.ValueType]] = {
     "market": orders_pb2.ORDER_TYPE_MARKET,
     "limit": orders_pb2.ORDER_TYPE_LIMIT,
 }
+TIMES_IN_FORCE: Final[Mapping[str, orders_pb2.TimeInForce.ValueType]] = {
+    "day": orders_pb2.TIME_IN_FORCE_DAY,
+    "gtc": orders_pb2.TIME_IN_FORCE_GTC,
+    "ioc": orders_pb2.TIME_IN_FORCE_IOC,
+    "fok": orders_pb2.TIME_IN_FORCE_FOK,
+    "opg": orders_pb2.TIME_IN_FORCE_OPG,
+    "cls": orders_pb2.TIME_IN_FORCE_CLS,
+}
 
 
 def _named(value: _V | str, names: Mapping[str, _V], what: str) -> _V:
@@ -320,6 +328,7 @@ def _submit_order_request(
     limit_price: Amount | None,
     order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None,
     reason: str,
+    time_in_force: orders_pb2.TimeInForce.ValueType | str | None = None,
 ) -> pb.SubmitOrderRequest:
     if order_type is None:
         kind = orders_pb2.ORDER_TYPE_MARKET if limit_price is None else orders_pb2.ORDER_TYPE_LIMIT
@@ -332,6 +341,11 @@ def _submit_order_request(
         type=kind,
         limit_price=_decimal_text(limit_price, "limit_price"),
         reason=reason,
+        time_in_force=(
+            orders_pb2.TIME_IN_FORCE_UNSPECIFIED
+            if time_in_force is None
+            else _named(time_in_force, TIMES_IN_FORCE, "time in force")
+        ),
     )
 
 
@@ -640,14 +654,19 @@ class TradingClient(_CallSettings):
         limit_price: Amount | None = None,
         order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None = None,
         reason: str = "",
+        time_in_force: orders_pb2.TimeInForce.ValueType | str | None = None,
     ) -> pb.SubmitOrderResponse:
         """Place an order as this client's principal, through the same risk gate as any signal.
 
         A `limit_price` makes it a LIMIT order unless `order_type` says
-        otherwise; none makes it MARKET. The answer has the risk decision and,
-        when it was approved, the order.
+        otherwise; none makes it MARKET. `time_in_force` ("day", "gtc", "ioc",
+        "fok", "opg", "cls"; default DAY). The answer has the risk decision and,
+        when it was approved, the order as it is by then (with a real broker,
+        usually NEW or SUBMITTED: its acknowledgement and fills follow as events).
         """
-        request = _submit_order_request(symbol, side, quantity, limit_price, order_type, reason)
+        request = _submit_order_request(
+            symbol, side, quantity, limit_price, order_type, reason, time_in_force
+        )
         return self._stub.SubmitOrder(request, **self._unary)
 
     def get_execution_status(self) -> pb.GetExecutionStatusResponse:
@@ -875,8 +894,11 @@ class AsyncTradingClient(_CallSettings):
         limit_price: Amount | None = None,
         order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None = None,
         reason: str = "",
+        time_in_force: orders_pb2.TimeInForce.ValueType | str | None = None,
     ) -> pb.SubmitOrderResponse:
-        request = _submit_order_request(symbol, side, quantity, limit_price, order_type, reason)
+        request = _submit_order_request(
+            symbol, side, quantity, limit_price, order_type, reason, time_in_force
+        )
         return await self._stub.SubmitOrder(request, **self._unary)
 
     async def get_execution_status(self) -> pb.GetExecutionStatusResponse:

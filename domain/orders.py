@@ -144,6 +144,11 @@ class Order:
         return frozenset(c.execution_id for c in self.history if c.execution_id)
 
     @property
+    def filled_notional(self) -> Decimal:
+        """Quantity times price over every fill, exactly (no division)."""
+        return sum((c.fill_quantity * c.fill_price for c in self.history), Decimal(0))
+
+    @property
     def working_status(self) -> OrderStatus:
         """Where the order goes back to when the broker refuses to cancel it."""
         return OrderStatus.PARTIALLY_FILLED if self.filled_quantity else OrderStatus.ACCEPTED
@@ -179,9 +184,9 @@ class Order:
             )
         average = self.average_fill_price
         if fill_quantity:
-            average = (
-                self.average_fill_price * self.filled_quantity + fill_price * fill_quantity
-            ) / filled
+            # One division over the exact notional of every fill, never a running
+            # average: partial fills come out at the exact average, however many.
+            average = (self.filled_notional + fill_quantity * fill_price) / filled
         change = OrderStateChange(new, at, reason, fill_quantity, fill_price, execution_id)
         return replace(
             self,

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -92,24 +92,25 @@ def build_core(
     broker: Broker | None = None,
     *,
     replaying: bool = False,
+    paper_config: PaperBrokerConfig | None = None,
 ) -> Core:
     """The deterministic core on `store`, with the paper broker unless one is given,
     its broker started. `replaying`: a core that reads its broker's answers from
     the journal it is fed and never sends anything (engines/replay.py); no broker
-    is ever given to it, and the paper simulator seeds its account only."""
+    is ever given to it, and the paper simulator seeds its account only.
+    `paper_config`: the simulator's habits (tests), starting cash and slippage
+    from the settings."""
     recorded = _recorded(store)
     bus = Sequencer(store, clock_from_name(settings.trading_clock))
     prices = MarketPrices()
     paper: PaperBroker | None = None
     if broker is None:
-        paper = broker = PaperBroker(
-            prices.last_price,
-            PaperBrokerConfig(
-                starting_cash=settings.paper_starting_cash,
-                slippage_bps=settings.paper_slippage_bps,
-            ),
-            fills=_recorded_fills(recorded),
+        config = replace(
+            paper_config or PaperBrokerConfig(),
+            starting_cash=settings.paper_starting_cash,
+            slippage_bps=settings.paper_slippage_bps,
         )
+        paper = broker = PaperBroker(prices.last_price, config, fills=_recorded_fills(recorded))
     portfolio = Portfolio(prices)
     execution = ExecutionEngine(
         bus,

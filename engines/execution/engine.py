@@ -359,6 +359,7 @@ class ExecutionEngine:
         said = f"({failure.code}) {failure.message}" if failure.code else failure.message
         cid = order.client_order_id
         step: Step | None = None
+        follow_up: Callable[[], None] | None = None
         match failure.request, failure.outcome:
             case RequestKind.SUBMIT, Outcome.NOT_SENT if order.status is OrderStatus.NEW:
                 step = Step(OrderStatus.REJECTED, f"not sent: {failure.message}")
@@ -368,39 +369,48 @@ class ExecutionEngine:
                 if order.status is OrderStatus.NEW:
                     why = f"unresolved: the broker gave no clear answer {said}; looking it up"
                     step = Step(OrderStatus.SUBMITTED, why)
-                self._retry(cid)
+                follow_up = self._retry(cid)
             case RequestKind.LOOKUP, Outcome.NOT_FOUND:
-                step = self._not_at_broker(order, said)
-            case RequestKind.LOOKUP, Outcome.UNKNOWN:
-                self._retry(cid)
+                step, follow_up = self._not_at_broker(order, said)
+            case RequestKind.LOOKUP, Outcome.UNKNOWN | Outcome.REFUSED:
+                # A refused lookup (a 403 on the GET) says nothing about the order
+                # either: it stays unresolved and is looked up again.
+                follow_up = self._retry(cid)
             case RequestKind.CANCEL, Outcome.REFUSED if order.status is OrderStatus.PENDING_CANCEL:
                 step = Step(order.working_status, f"cancel refused by the broker {said}")
             case RequestKind.CANCEL, Outcome.UNKNOWN if order.status is OrderStatus.PENDING_CANCEL:
-                self._effect(lambda: self._lookup(cid))
+                follow_up = partial(self._lookup, cid)
+        # The order's new state first, then the request that follows from it: an
+        # in-process broker answers that request at once, on top of this state.
         if step is not None:
             self._apply(order, [step], "", envelope.seq)
+        if follow_up is not None:
+            self._effect(follow_up)
 
-    def _not_at_broker(self, order: Order, said: str) -> Step | None:
-        """The broker says it has no order with this id."""
+    def _not_at_broker(
+        self, order: Order, said: str
+    ) -> tuple[Step | None, Callable[[], None] | None]:
+        """The broker says it has no order with this id: the step that records it, or
+        the resubmission that follows."""
         cid = order.client_order_id
         if order.status in AWAITING_ANSWER and cid in self._this_run:
             # Sent in this run without a clear answer, and the broker never got it:
             # resubmit with the same id (the broker keeps ids unique, so at most one
             # of the attempts can ever be an order).
             log.warning("order %s is not at the broker: resubmitting it", cid)
-            self._effect(lambda: self._send(cid))
-            return None
+            return None, partial(self._send, cid)
         if order.status in AWAITING_ANSWER:
-            return Step(OrderStatus.REJECTED, f"never reached the broker {said}")
-        return Step(OrderStatus.EXPIRED, f"the broker no longer knows this order {said}")
+            return Step(OrderStatus.REJECTED, f"never reached the broker {said}"), None
+        return Step(OrderStatus.EXPIRED, f"the broker no longer knows this order {said}"), None
 
-    def _retry(self, client_order_id: str) -> None:
+    def _retry(self, client_order_id: str) -> Callable[[], None] | None:
         """Look an unresolved order up again, a bounded number of times; after that
         the broker counts as unhealthy and the sweeps keep looking."""
         unanswered = self._unanswered.get(client_order_id, 0) + 1
         self._unanswered[client_order_id] = unanswered
         if unanswered < self._lookup_attempts:
-            self._effect(lambda: self._lookup(client_order_id))
+            return partial(self._lookup, client_order_id)
+        return None
 
     # --- sweeps and reconciliation --------------------------------------------------
 
@@ -442,8 +452,6 @@ class ExecutionEngine:
             and o.client_order_id not in listed
             and not (o.status is OrderStatus.NEW and o.client_order_id in self._this_run)
         ]
-        for cid in missing:
-            self._effect(partial(self._lookup, cid))
         differences = self._portfolio.differences(snapshot.positions)
         # Fills booked by other inputs since the sweep began make its positions stale.
         applied = event.fills_before == fills
@@ -460,6 +468,8 @@ class ExecutionEngine:
         self._bus.publish(BrokerReconciled(reconciliation), caused_by=envelope.seq)
         self.last_reconciliation = (envelope.at, reconciliation)
         log.info("broker %s reconciled: %s", self.broker_name, reconciliation.summary)
+        for cid in missing:
+            self._effect(partial(self._lookup, cid))
 
     def on_service_started(self, envelope: Envelope) -> None:
         event = envelope.event

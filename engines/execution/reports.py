@@ -104,8 +104,7 @@ def _fill(order: Order, report: BrokerReport) -> tuple[Decimal, Decimal, str] | 
     average = report.order.average_fill_price
     if average > ZERO:
         # The price that brings our average to the broker's over the whole quantity.
-        booked = order.average_fill_price * order.filled_quantity
-        return quantity, (average * cumulative - booked) / quantity, execution_id
+        return quantity, (average * cumulative - order.filled_notional) / quantity, execution_id
     if execution is not None:
         return quantity, execution.price, execution_id
     raise Overfill(f"order {order.order_id}: a fill of {quantity} came with no price")

@@ -39,6 +39,7 @@ from typing import Any
 from audit.codec import decode_event, record_to_envelope
 from audit.memory_store import InMemoryEventStore
 from audit.records import AuditQuery, AuditRecord, NewRecord
+from brokers.paper.config import Ambiguity, PaperBrokerConfig
 from domain.broker import BrokerOrder, BrokerReport, Execution, ReportSource
 from domain.errors import DomainError, InvalidInput, Unavailable
 from domain.events import (
@@ -136,6 +137,18 @@ class Simulation:
         self.reader = MarketBatchReader(require_timestamp=True, max_future_skew_ns=300 * NS)
         self.max_pending = self.rng.choice((50, 500, 100_000))
         self.store = FaultyStore(self.max_pending)
+        # The simulator with a real broker's habits: fills in parts, reports repeated
+        # or ahead of the acknowledgement, and submissions without a clear answer
+        # (taken or not), which the engine must resolve by lookups, never by a resend
+        # of an order the broker has.
+        self.paper = PaperBrokerConfig(
+            partial_fills=self.rng.choice((1, 1, 2, 3)),
+            duplicate_reports=self.rng.random() < 0.3,
+            fill_before_ack=self.rng.random() < 0.3,
+            unknown_submits=tuple(
+                self.rng.choice((None, None, *Ambiguity)) for _ in range(self.rng.randrange(4))
+            ),
+        )
         self.core = self._build()
         self.now_ns = datetime_to_ns(SESSION_START)
         self.next_tick_id = 1
@@ -160,7 +173,7 @@ class Simulation:
         self._causes: dict[TradingCause, TradingState] = {}
 
     def _build(self) -> Core:
-        return build_core(self.settings, self.store, self.calendar)
+        return build_core(self.settings, self.store, self.calendar, paper_config=self.paper)
 
     # --- the run -----------------------------------------------------------------
 
@@ -171,6 +184,7 @@ class Simulation:
             (4, self.cancel),
             (6, self.advisor),
             (5, self.duplicate_report),
+            (3, self.sweep),
             (5, self.outage),
             (3, self.restart),
         ]
@@ -344,6 +358,20 @@ class Simulation:
         if self.core.portfolio.positions() != positions:
             self.fail(f"a duplicated fill of {order.order_id} moved a position")
 
+    def sweep(self) -> None:
+        """The supervisor's periodic sweep: the broker's state reconciled as an input.
+        Against the simulator it must find nothing to change."""
+        positions = self.core.portfolio.positions()
+        try:
+            found = self.core.sweep("periodic sweep")
+        except DomainError:
+            self.stats.refused += 1
+            return
+        if found.adopted or found.differences:
+            self.fail(f"a sweep found what the core did not know: {found.summary}")
+        if self.core.portfolio.positions() != positions:
+            self.fail("a sweep moved a position the simulator agrees on")
+
     # --- the world ----------------------------------------------------------------
 
     def outage(self) -> None:
@@ -498,7 +526,7 @@ class Simulation:
                 store.append(_as_new(record))
             store.flush()
             store.fail_at = dict(failed)
-            core = build_core(self.settings, store, self.calendar)
+            core = build_core(self.settings, store, self.calendar, paper_config=self.paper)
             replay(core, (record_to_envelope(r) for r in live[first:last]))
             store.fail_at.clear()  # the replay is over: commit it all
             core.bus.flush()
