@@ -357,7 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
             f"{verb} at market, or at --limit PRICE (exit 1 if the risk gate refuses it)",
         )
         placing.add_argument("symbol")
-        placing.add_argument("quantity", type=_decimal, metavar="QTY")
+        placing.add_argument("quantity", type=_decimal, metavar="QTY", nargs="?")
+        placing.add_argument(
+            "--notional",
+            type=_decimal,
+            metavar="AMOUNT",
+            help="instead of QTY: a market DAY order for this much money",
+        )
         placing.add_argument("--limit", type=_decimal, metavar="PRICE", help="a limit price")
         placing.add_argument(
             "--tif",
@@ -717,6 +723,7 @@ def _flatten(client: TradingClient, args: argparse.Namespace, out: Printer) -> i
 
 
 def _submit_order(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
+    # Neither or both of QTY and --notional: the service says so (INVALID_ARGUMENT).
     response = client.submit_order(
         args.symbol,
         SIDES[args.side],
@@ -724,6 +731,7 @@ def _submit_order(client: TradingClient, args: argparse.Namespace, out: Printer)
         limit_price=args.limit,
         reason=args.reason,
         time_in_force=args.tif,
+        notional=args.notional,
     )
     out.show(response, render.order_submission_text)
     return EXIT_OK if response.decision.approved else EXIT_GATE_REFUSED

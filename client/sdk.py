@@ -324,11 +324,12 @@ def _check_order_request(
 def _submit_order_request(
     symbol: str,
     side: orders_pb2.Side.ValueType | SideName,
-    quantity: Amount,
+    quantity: Amount | None,
     limit_price: Amount | None,
     order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None,
     reason: str,
     time_in_force: orders_pb2.TimeInForce.ValueType | str | None = None,
+    notional: Amount | None = None,
 ) -> pb.SubmitOrderRequest:
     if order_type is None:
         kind = orders_pb2.ORDER_TYPE_MARKET if limit_price is None else orders_pb2.ORDER_TYPE_LIMIT
@@ -341,6 +342,7 @@ def _submit_order_request(
         type=kind,
         limit_price=_decimal_text(limit_price, "limit_price"),
         reason=reason,
+        notional=_decimal_text(notional, "notional"),
         time_in_force=(
             orders_pb2.TIME_IN_FORCE_UNSPECIFIED
             if time_in_force is None
@@ -649,23 +651,25 @@ class TradingClient(_CallSettings):
         self,
         symbol: str,
         side: orders_pb2.Side.ValueType | SideName,
-        quantity: Amount,
+        quantity: Amount | None = None,
         *,
         limit_price: Amount | None = None,
         order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None = None,
         reason: str = "",
         time_in_force: orders_pb2.TimeInForce.ValueType | str | None = None,
+        notional: Amount | None = None,
     ) -> pb.SubmitOrderResponse:
         """Place an order as this client's principal, through the same risk gate as any signal.
 
         A `limit_price` makes it a LIMIT order unless `order_type` says
         otherwise; none makes it MARKET. `time_in_force` ("day", "gtc", "ioc",
-        "fok", "opg", "cls"; default DAY). The answer has the risk decision and,
+        "fok", "opg", "cls"; default DAY). `notional` instead of a quantity: a
+        market DAY order for that much money. The answer has the risk decision and,
         when it was approved, the order as it is by then (with a real broker,
         usually NEW or SUBMITTED: its acknowledgement and fills follow as events).
         """
         request = _submit_order_request(
-            symbol, side, quantity, limit_price, order_type, reason, time_in_force
+            symbol, side, quantity, limit_price, order_type, reason, time_in_force, notional
         )
         return self._stub.SubmitOrder(request, **self._unary)
 
@@ -889,15 +893,16 @@ class AsyncTradingClient(_CallSettings):
         self,
         symbol: str,
         side: orders_pb2.Side.ValueType | SideName,
-        quantity: Amount,
+        quantity: Amount | None = None,
         *,
         limit_price: Amount | None = None,
         order_type: orders_pb2.OrderType.ValueType | OrderTypeName | None = None,
         reason: str = "",
         time_in_force: orders_pb2.TimeInForce.ValueType | str | None = None,
+        notional: Amount | None = None,
     ) -> pb.SubmitOrderResponse:
         request = _submit_order_request(
-            symbol, side, quantity, limit_price, order_type, reason, time_in_force
+            symbol, side, quantity, limit_price, order_type, reason, time_in_force, notional
         )
         return await self._stub.SubmitOrder(request, **self._unary)
 

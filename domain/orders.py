@@ -137,6 +137,9 @@ class Order:
     history: tuple[OrderStateChange, ...] = field(default=())
     time_in_force: TimeInForce = TimeInForce.DAY
     external: bool = False
+    amount: Decimal | None = None
+    """A notional order: this much money's worth, at market. `quantity` is then the
+    estimate the risk gate judged, until the broker says what it bought or sold."""
 
     @property
     def executions(self) -> frozenset[str]:
@@ -171,14 +174,19 @@ class Order:
         fill_price: Decimal = Decimal(0),
         broker_order_id: str = "",
         execution_id: str = "",
+        quantity: Decimal | None = None,
     ) -> Order:
-        """Return the order moved to `new`, or raise IllegalTransition."""
+        """Return the order moved to `new`, or raise IllegalTransition. `quantity`: a
+        notional order's quantity as the broker fixed it."""
         if not can_transition(self.status, new):
             raise IllegalTransition(
                 f"order {self.order_id} cannot move from {self.status.value} to {new.value}"
             )
+        if quantity is not None and self.amount is None:
+            raise IllegalTransition(f"order {self.order_id} has a fixed quantity")
+        size = self.quantity if quantity is None else quantity
         filled = self.filled_quantity + fill_quantity
-        if filled > self.quantity:
+        if filled > size:
             raise IllegalTransition(
                 f"order {self.order_id} would be overfilled: {filled} > {self.quantity}"
             )
@@ -191,6 +199,7 @@ class Order:
         return replace(
             self,
             status=new,
+            quantity=size,
             filled_quantity=filled,
             average_fill_price=average,
             updated_at=at,
@@ -210,6 +219,8 @@ class SubmitOrder:
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
+    amount: Decimal | None = None
+    """Set: a notional order for this much money (`quantity` is only the estimate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,3 +236,6 @@ class ManualOrder:
     reason: str = ""
     time_in_force: TimeInForce | None = None
     """None: the default for the order type (`default_time_in_force`)."""
+    amount: Decimal | None = None
+    """Set: a notional (market, DAY) order for this much money; `quantity` is then 0
+    and the signal's quantity is estimated from the last price."""

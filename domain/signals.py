@@ -30,6 +30,9 @@ class TradeSignal:
     limit_price: Decimal | None = None
     time_in_force: TimeInForce | None = None
     """None: the default for the order type."""
+    amount: Decimal | None = None
+    """A notional order: this much money's worth; `quantity` is the estimate at
+    `reference_price` that the gate judges."""
 
     @property
     def effective_time_in_force(self) -> TimeInForce:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
 
 from domain.errors import InvalidInput
 from domain.orders import ManualOrder, Order, OrderStatus, Side
@@ -14,6 +15,7 @@ from domain.signals import TradeSignal
 from engines.market import MarketPrices
 from engines.portfolio import Portfolio
 
+NOTIONAL_QUANTUM = Decimal("1e-9")
 MANUAL_CONFIDENCE = 1.0
 """A person's order carries their conviction, not a model's: the confidence rule
 is not the place to second-guess it (every limit still applies)."""
@@ -31,12 +33,22 @@ def manual_signal(
             "the order cannot be sized or checked against the market",
             reason="UNKNOWN_SYMBOL",
         )
+    quantity = order.quantity
+    if order.amount is not None:
+        # What the money buys at the last price, to the ninth decimal (rounded down):
+        # the estimate every limit judges. The broker fixes the real quantity.
+        quantity = (order.amount / reference).quantize(NOTIONAL_QUANTUM, rounding=ROUND_DOWN)
+        if quantity <= 0:
+            raise InvalidInput(
+                f"notional {order.amount} buys nothing at {order.symbol}'s last price {reference}",
+                reason="NOTIONAL_TOO_SMALL",
+            )
     return TradeSignal(
         signal_id=signal_id,
         source=source,
         symbol=order.symbol,
         side=order.side,
-        quantity=order.quantity,
+        quantity=quantity,
         reference_price=reference,
         confidence=MANUAL_CONFIDENCE,
         rationale=order.reason or "placed by hand",
@@ -44,6 +56,7 @@ def manual_signal(
         order_type=order.order_type,
         limit_price=order.limit_price,
         time_in_force=order.time_in_force,
+        amount=order.amount,
     )
 
 

@@ -264,6 +264,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             request.quantity,
             OrderType.LIMIT if request.limit_price else OrderType.MARKET,
             request.limit_price,
+            notional_text=request.notional,
         )
         decision, reduces = self._core.check_order(order, self._auth.of(context))
         return pb.CheckOrderResponse(
@@ -289,6 +290,7 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             request.limit_price,
             request.reason,
             tr.TIME_IN_FORCE_FROM_PROTO.get(request.time_in_force),
+            request.notional,
         )
         decision, placed = self._core.submit_order(order, self._auth.of(context))
         self._core.bus.flush()

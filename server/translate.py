@@ -197,6 +197,7 @@ def order_to_proto(o: Order) -> orders_pb2.Order:
         ],
         time_in_force=TIME_IN_FORCE_TO_PROTO[o.time_in_force],
         external=o.external,
+        notional="" if o.amount is None else str(o.amount),
     )
 
 

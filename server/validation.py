@@ -239,14 +239,27 @@ def manual_order(
     limit_price_text: str,
     reason_text: str = "",
     time_in_force: TimeInForce | None = None,
+    notional_text: str = "",
 ) -> ManualOrder:
     """A person's order (SubmitOrder, CheckOrder) checked whole before anything runs:
-    a symbol, a side, a positive quantity inside the numeric domain with at most
-    nine decimals (a fractional one only for the day, as brokers take them), and a
-    limit price exactly when the order is a LIMIT one."""
+    a symbol, a side, and either a positive quantity inside the numeric domain with
+    at most nine decimals (a fractional one only for the day, as brokers take them)
+    or a notional amount (a market order for the day); a limit price exactly when
+    the order is a LIMIT one."""
     sym = symbol(symbol_text)
     if side is None:
         raise InvalidInput("side is required: BUY or SELL (UNSPECIFIED is not allowed)")
+    if notional_text:
+        return _notional_order(
+            sym,
+            side,
+            quantity_text,
+            order_type,
+            limit_price_text,
+            reason_text,
+            time_in_force,
+            notional_text,
+        )
     quantity = decimal_text(quantity_text, "quantity")
     if not numeric.order_quantity_in_domain(quantity):
         raise InvalidInput(
@@ -278,6 +291,46 @@ def manual_order(
     # in plain notation.
     amount = Decimal(int(quantity)) if whole else Decimal(f"{quantity.normalize():f}")
     return ManualOrder(sym, side, amount, kind, limit, reason(reason_text), time_in_force)
+
+
+NOTIONAL_PLACES = 2
+"""A notional amount is money: at most cents."""
+
+
+def _notional_order(
+    sym: str,
+    side: Side,
+    quantity_text: str,
+    order_type: OrderType | None,
+    limit_price_text: str,
+    reason_text: str,
+    time_in_force: TimeInForce | None,
+    notional_text: str,
+) -> ManualOrder:
+    if quantity_text:
+        raise InvalidInput("give a quantity or a notional amount, not both")
+    if order_type not in (None, OrderType.MARKET) or limit_price_text:
+        raise InvalidInput("a notional order is a MARKET order: no limit price")
+    if time_in_force not in (None, TimeInForce.DAY):
+        raise InvalidInput(f"a notional order is a DAY order, not {time_in_force.value}")
+    amount = decimal_text(notional_text, "notional")
+    if not (numeric.money_in_domain(amount) and amount > 0):
+        raise InvalidInput(
+            f"notional must be above 0 and at most {numeric.plain(numeric.MAX_MONEY)}, "
+            f"got {notional_text!r:.50}"
+        )
+    if amount != round(amount, NOTIONAL_PLACES):
+        raise InvalidInput(f"notional {notional_text!r:.50} has more than 2 decimals")
+    return ManualOrder(
+        sym,
+        side,
+        Decimal(0),
+        OrderType.MARKET,
+        None,
+        reason(reason_text),
+        TimeInForce.DAY,
+        Decimal(f"{amount.normalize():f}"),
+    )
 
 
 MAX_FEED_ID = 128

@@ -138,7 +138,16 @@ def amounts_for_alpaca(order: SubmitOrder) -> AlpacaAmounts:
 
 
 def order_request_for(order: SubmitOrder) -> OrderRequest:
-    """alpaca-py's request for `order`; raises LocalRefusal."""
+    """alpaca-py's request for `order` (a notional one for an order with an amount);
+    raises LocalRefusal."""
+    if order.amount is not None:
+        if order.order_type is not OrderType.MARKET or order.time_in_force is not TimeInForce.DAY:
+            raise LocalRefusal(
+                "notional-needs-market-day", "Alpaca takes notional orders as market DAY orders"
+            )
+        return notional_order_request_for(
+            order.client_order_id, order.symbol, order.side, order.amount
+        )
     amounts = amounts_for_alpaca(order)
     fields = {
         "symbol": order.symbol,
@@ -165,8 +174,7 @@ def notional_order_request_for(
     client_order_id: str, symbol: str, side: Side, notional: Decimal
 ) -> MarketOrderRequest:
     """A DAY market order for a dollar amount (Alpaca takes notionals on market DAY
-    orders only); raises LocalRefusal. SubmitOrder has no notional yet: this is the
-    seam for when it does."""
+    orders only); raises LocalRefusal."""
     if not client_order_id or len(client_order_id) > MAX_CLIENT_ORDER_ID:
         raise LocalRefusal(
             "client-order-id-too-long",

@@ -22,7 +22,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from brokers.base import BrokerError, BrokerUnavailable, ReportSink
 from brokers.paper.config import Ambiguity, PaperBrokerConfig
@@ -46,6 +46,7 @@ from domain.portfolio import Account, Position
 ZERO = Decimal(0)
 PriceSource = Callable[[str], Decimal | None]
 _CENT_FRACTION = Decimal("0.0001")
+_QUANTITY_QUANTUM = Decimal("1e-9")
 _REFUSED_CODE = "40310000"
 _DOWN_CODE = "http-503"
 _DOWN_MESSAGE = "paper broker unreachable (simulated outage)"
@@ -342,7 +343,7 @@ class PaperBroker:
             broker_order_id=f"paper-{self._next_id}",
             symbol=order.symbol,
             side=order.side,
-            quantity=order.quantity,
+            quantity=self._quantity(order),
             order_type=order.order_type,
             status=OrderStatus.ACCEPTED,
             limit_price=order.limit_price,
@@ -407,7 +408,27 @@ class PaperBroker:
 
     # --- internals ---------------------------------------------------------------------
 
+    def _quantity(self, order: SubmitOrder) -> Decimal:
+        """What the order is for: its quantity, or what its amount buys at the fill
+        price, to the ninth decimal (rounded down, as Alpaca does)."""
+        if order.amount is None:
+            return order.quantity
+        price = self._fill_price_of(order.symbol, order.side)
+        assert price is not None  # refused before, when there is no price
+        return (order.amount / price).quantize(_QUANTITY_QUANTUM, rounding=ROUND_DOWN)
+
     def _refusal(self, order: SubmitOrder) -> str:
+        if order.amount is not None:
+            if (
+                order.order_type is not OrderType.MARKET
+                or order.time_in_force is not TimeInForce.DAY
+            ):
+                return "notional orders must be market orders for the day"
+            if self._prices(order.symbol) is None:
+                return f"no market price for {order.symbol}"
+            if self._quantity(order) <= 0:
+                return f"notional {order.amount} buys nothing at the last price"
+            order = replace(order, quantity=self._quantity(order))
         if order.quantity <= 0:
             return "quantity must be positive"
         last = self._prices(order.symbol)
@@ -424,12 +445,17 @@ class PaperBroker:
             return f"insufficient buying power: need {need:.2f}, cash {self._cash:.2f}"
         return ""
 
-    def _fill_price(self, order: BrokerOrder) -> Decimal | None:
-        last = self._prices(order.symbol)
+    def _fill_price_of(self, symbol: str, side: Side) -> Decimal | None:
+        last = self._prices(symbol)
         if last is None:
             return None
         slip = last * self.config.slippage_bps / Decimal(10_000)
-        price = (last + slip if order.side is Side.BUY else last - slip).quantize(_CENT_FRACTION)
+        return (last + slip if side is Side.BUY else last - slip).quantize(_CENT_FRACTION)
+
+    def _fill_price(self, order: BrokerOrder) -> Decimal | None:
+        price = self._fill_price_of(order.symbol, order.side)
+        if price is None:
+            return None
         if order.order_type is OrderType.LIMIT and order.limit_price is not None:
             marketable = (
                 price <= order.limit_price if order.side is Side.BUY else price >= order.limit_price

@@ -101,6 +101,9 @@ class ExecutionEngine:
         self._this_run: set[str] = set()
         # Requests about an unresolved order that got no answer, per client id.
         self._unanswered: dict[str, int] = {}
+        # Client ids resubmitted whose submission has not been answered yet: a "not
+        # found" that answers an older lookup must not send the order once more.
+        self._resending: set[str] = set()
         self._inline = 0  # > 0: an in-process broker is answering inside the input
         self.log_id = ""
         self.fills_booked = 0
@@ -168,6 +171,7 @@ class ExecutionEngine:
             updated_at=now,
             history=(OrderStateChange(OrderStatus.NEW, now, "intent recorded"),),
             time_in_force=signal.effective_time_in_force,
+            amount=signal.amount,
         )
         self._record(order, decision_seq)
         self._this_run.add(client_order_id)
@@ -199,6 +203,7 @@ class ExecutionEngine:
                 order_type=order.order_type,
                 limit_price=order.limit_price,
                 time_in_force=order.time_in_force,
+                amount=order.amount,
             )
         )
 
@@ -263,6 +268,8 @@ class ExecutionEngine:
         that cannot be booked (an overfill, a number outside the domain: a broker
         bug) is refused loudly: neither is journaled, and the order stays as it is
         for the next sweep to settle."""
+        if report.source is ReportSource.SUBMIT:
+            self._resending.discard(report.client_order_id)
         order = self._known(report.client_order_id)
         if order is not None:
             try:
@@ -278,6 +285,8 @@ class ExecutionEngine:
         self._bus.publish(BrokerReportReceived(report), caused_by=self._answered(order))
 
     def _receive_failure(self, failure: RequestFailure) -> None:
+        if failure.request is RequestKind.SUBMIT:
+            self._resending.discard(failure.client_order_id)
         order = self._known(failure.client_order_id)
         if order is None or not order.is_open:
             log.info("broker answer for a closed or unknown order ignored: %s", failure)
@@ -393,11 +402,18 @@ class ExecutionEngine:
         """The broker says it has no order with this id: the step that records it, or
         the resubmission that follows."""
         cid = order.client_order_id
+        if order.status in AWAITING_ANSWER and cid in self._resending:
+            # A lookup asked before the resubmission now in flight: its answer is
+            # stale. Sending again could make a second attempt outlive the answer to
+            # this one (a refusal, then an order the service would never follow).
+            log.info("order %s: resubmission in flight, stale 'not found' ignored", cid)
+            return None, None
         if order.status in AWAITING_ANSWER and cid in self._this_run:
             # Sent in this run without a clear answer, and the broker never got it:
             # resubmit with the same id (the broker keeps ids unique, so at most one
-            # of the attempts can ever be an order).
+            # of the attempts can ever be an order), once at a time.
             log.warning("order %s is not at the broker: resubmitting it", cid)
+            self._resending.add(cid)
             return None, partial(self._send, cid)
         if order.status in AWAITING_ANSWER:
             return Step(OrderStatus.REJECTED, f"never reached the broker {said}"), None
@@ -479,6 +495,7 @@ class ExecutionEngine:
         # fills a sweep compares with starts again (as the live process's did).
         self._this_run.clear()
         self._unanswered.clear()
+        self._resending.clear()
         self.fills_booked = 0
 
     # --- state -------------------------------------------------------------------------
@@ -495,6 +512,7 @@ class ExecutionEngine:
                 fill_price=step.fill_price,
                 broker_order_id=broker_order_id,
                 execution_id=step.execution_id,
+                quantity=step.quantity,
             )
             if step.fill_quantity:
                 self.fills_booked += 1
@@ -507,6 +525,7 @@ class ExecutionEngine:
             self._record(order, cause)
         if not order.is_open:
             self._unanswered.pop(order.client_order_id, None)
+            self._resending.discard(order.client_order_id)
         return True
 
     def _record(self, order: Order, caused_by: int) -> Envelope:

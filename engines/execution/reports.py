@@ -45,6 +45,8 @@ class Step:
     fill_quantity: Decimal = ZERO
     fill_price: Decimal = ZERO
     execution_id: str = ""
+    quantity: Decimal | None = None
+    """A notional order's quantity as the broker fixed it."""
 
 
 def plan(order: Order, report: BrokerReport) -> list[Step]:
@@ -53,19 +55,22 @@ def plan(order: Order, report: BrokerReport) -> list[Step]:
         return []
     steps: list[Step] = []
     reason = _reason(report)
-    fill = _fill(order, report)
+    size = _size(order, report)
+    fill = _fill(order, report, size)
     status = order.status
+    fixed = size if order.amount is not None and size != order.quantity else None
     if fill is not None:
         quantity, price, execution_id = fill
         filled = order.filled_quantity + quantity
-        status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
-        steps.append(Step(status, reason, quantity, price, execution_id))
+        status = OrderStatus.FILLED if filled == size else OrderStatus.PARTIALLY_FILLED
+        steps.append(Step(status, reason, quantity, price, execution_id, fixed))
+        fixed = None
     wanted = report.order.status
     if status.is_terminal or wanted is status:
         return steps
     if wanted in _WORKING:
         if status in (OrderStatus.NEW, OrderStatus.SUBMITTED) and wanted is OrderStatus.ACCEPTED:
-            steps.append(Step(wanted, reason))
+            steps.append(Step(wanted, reason, quantity=fixed))
         elif status is OrderStatus.PENDING_CANCEL and _cancel_refused(report):
             partly = order.filled_quantity or fill is not None
             steps.append(
@@ -82,7 +87,19 @@ def plan(order: Order, report: BrokerReport) -> list[Step]:
 _WORKING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
 
 
-def _fill(order: Order, report: BrokerReport) -> tuple[Decimal, Decimal, str] | None:
+def _size(order: Order, report: BrokerReport) -> Decimal:
+    """The order's quantity: its own; for a notional order what the broker filled
+    once it says the order is filled (until then the estimate, or what it has
+    filled so far if that is more)."""
+    if order.amount is None:
+        return order.quantity
+    seen = report.order
+    if seen.status is OrderStatus.FILLED and seen.filled_quantity > ZERO:
+        return seen.filled_quantity
+    return max(order.quantity, seen.filled_quantity)
+
+
+def _fill(order: Order, report: BrokerReport, size: Decimal) -> tuple[Decimal, Decimal, str] | None:
     """(quantity, price, execution id) to book, or None."""
     execution = report.execution
     if execution is not None and execution.execution_id in order.executions:
@@ -94,10 +111,8 @@ def _fill(order: Order, report: BrokerReport) -> tuple[Decimal, Decimal, str] | 
     quantity = cumulative - order.filled_quantity
     if quantity <= ZERO:
         return None
-    if cumulative > order.quantity:
-        raise Overfill(
-            f"order {order.order_id}: the broker reports {cumulative} filled of {order.quantity}"
-        )
+    if cumulative > size:
+        raise Overfill(f"order {order.order_id}: the broker reports {cumulative} filled of {size}")
     execution_id = execution.execution_id if execution is not None else ""
     if execution is not None and execution.quantity == quantity:
         return quantity, execution.price, execution_id
