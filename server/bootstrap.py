@@ -351,7 +351,10 @@ def create_server(
     else:
         start_trading(core, 0, default_holder())
     supervisor = BrokerSupervisor(
-        core, sweep_every_s=settings.trading_broker_sweep_seconds, order_timeouts=order_timeouts
+        core,
+        sweep_every_s=settings.trading_broker_sweep_seconds,
+        order_timeouts=order_timeouts,
+        lease=lease,
     )
     supervisor.check()  # the start-up reconciliation: halted (and retried) if it cannot run
     auth = Authenticator(tokens)

@@ -13,6 +13,9 @@ while the sequencer is held: sweeping is network I/O).
   an operator's halt, the audit store's, or a breaker's reduction stays.
 * **Order timeouts.** A working order older than its time in force's timeout
   (TRADING_ORDER_TIMEOUTS) is cancelled, by `system:order-timeout`.
+* **The lease.** If the trading lease is lost (its database connection died:
+  another instance may hold it now), trading is HALTED by `system:lease` as an
+  operator's halt, which only a person lifts once they know which instance trades.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 from datetime import timedelta
 
+from audit.lease import Lease
 from brokers.base import BrokerConfigError, BrokerUnavailable
 from domain.errors import DomainError
 from domain.orders import OrderStatus, TimeInForce
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 
 CHANGED_BY = "system:broker"
 TIMEOUT_BY = "system:order-timeout"
+LEASE_BY = "system:lease"
 DOWN_SWEEP_SECONDS = 5.0
 """While the broker is unhealthy it is swept this often (or as often as the
 periodic sweep, if that is sooner), so recovery is noticed quickly."""
@@ -67,8 +72,11 @@ class BrokerSupervisor:
         sweep_every_s: float = 30.0,
         order_timeouts: dict[TimeInForce, timedelta] | None = None,
         interval_s: float = 1.0,
+        lease: Lease | None = None,
     ) -> None:
         self._core = core
+        self._lease = lease
+        self._lease_lost = False
         self._sweep_every_s = sweep_every_s
         self._timeouts = order_timeouts or {}
         self._interval_s = interval_s
@@ -112,6 +120,19 @@ class BrokerSupervisor:
                 log.info("broker %s swept: %s", execution.broker_name, found.summary)
         self._apply_health()
         self._time_out_orders()
+        self._watch_lease()
+
+    def _watch_lease(self) -> None:
+        if self._lease is None or self._lease_lost or self._lease.still_held():
+            return
+        self._lease_lost = True
+        log.critical("the trading lease %r is lost: halting trading", self._lease.key)
+        self._core.set_trading_state(
+            TradingState.HALTED,
+            LEASE_BY,
+            "the trading lease was lost (its database connection died): another instance "
+            "may be trading this log; lift this halt once you know which one trades",
+        )
 
     def _sweep_reason(self) -> str:
         if not self._reconciled:
