@@ -330,7 +330,8 @@ class ExecutionEngine:
         now = self._bus.clock.now()
         why = f"adopted: placed at the broker outside the service ({report.source.value.lower()})"
         order = Order(
-            order_id=f"x{cause}",
+            # Named for its own first event (a sweep may adopt several at once).
+            order_id=f"x{self._bus.next_seq()}",
             client_order_id=seen.client_order_id,
             decision_id="",
             symbol=seen.symbol,

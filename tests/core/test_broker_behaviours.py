@@ -240,3 +240,28 @@ def test_the_same_holds_when_the_broker_answers_later_from_its_own_thread(
     assert wait_until(settled)
     harness.core.execution.close()
     _check_invariants(harness)
+
+
+def test_orders_placed_outside_the_service_are_adopted_each_under_its_own_id(
+    calendar: Any,
+) -> None:
+    from domain.orders import Side, SubmitOrder
+    from tests.core.fakes import HoldingBroker
+
+    broker = HoldingBroker()
+    harness = make_harness(calendar, broker)
+    for cid, symbol in (("dash-1", "SPY"), ("dash-2", "QQQ")):
+        broker.open[cid] = SubmitOrder(cid, symbol, Side.BUY, Decimal(3))
+
+    found = harness.core.sweep("periodic sweep")
+
+    assert found.adopted == ("dash-1", "dash-2")
+    adopted = harness.core.execution.orders(open_only=True)
+    assert len({o.order_id for o in adopted}) == 2
+    assert all(o.external and o.decision_id == "" for o in adopted)
+    assert {o.status for o in adopted} == {OrderStatus.ACCEPTED}
+    # Their fills move the positions the gate sees.
+    broker.fill("dash-2", Decimal("50"))
+    assert harness.core.portfolio.quantity("QQQ") == 3
+    [reconciled] = harness.payloads("BrokerReconciled")
+    assert reconciled["reconciliation"]["adopted"] == ["dash-1", "dash-2"]
