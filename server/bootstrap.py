@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import exchange_calendars
@@ -30,6 +31,8 @@ from brokers.paper.adapter import PaperBroker, RecordedFill
 from brokers.paper.config import PaperBrokerConfig
 from domain.errors import Unavailable
 from domain.events import (
+    BrokerReconciled,
+    BrokerSwept,
     Envelope,
     IdeaUpdated,
     MarketDataReceived,
@@ -96,22 +99,26 @@ def build_core(
 ) -> Core:
     """The deterministic core on `store`, with the paper broker unless one is given,
     its broker started. `replaying`: a core that reads its broker's answers from
-    the journal it is fed and never sends anything (engines/replay.py); no broker
-    is ever given to it, and the paper simulator seeds its account only.
+    the journal it is fed (a log made with a real broker) and never sends
+    anything (engines/replay.py); no broker is ever given to it.
     `paper_config`: the simulator's habits (tests), starting cash and slippage
     from the settings."""
     recorded = _recorded(store)
     bus = Sequencer(store, clock_from_name(settings.trading_clock))
     prices = MarketPrices()
     paper: PaperBroker | None = None
-    if broker is None:
+    if broker is None and not replaying:
         config = replace(
             paper_config or PaperBrokerConfig(),
             starting_cash=settings.paper_starting_cash,
             slippage_bps=settings.paper_slippage_bps,
         )
         paper = broker = PaperBroker(prices.last_price, config, fills=_recorded_fills(recorded))
-    portfolio = Portfolio(prices)
+    # The account starts where the simulator starts (a real broker's comes from the
+    # start-up sweep); then a restart takes back every fill and sweep the log holds
+    # (`_restore`), so the core's view is the same as before the restart, and the
+    # same as a replay's that runs through it.
+    portfolio = Portfolio(prices, cash=settings.paper_starting_cash if paper else Decimal(0))
     execution = ExecutionEngine(
         bus,
         None if replaying else broker,
@@ -137,10 +144,6 @@ def build_core(
     _restore(core, recorded)
     _restore_feed_sequences(bus, store)
     risk.restore_counts(_recorded_decisions(store))
-    if paper is not None:
-        # The simulator lives in this process: its account is what the log's fills
-        # made it, with no I/O. A real broker's comes from the start-up sweep.
-        portfolio.seed(paper.account(), paper.positions())
     if not replaying:
         execution.start()
     return core
@@ -192,6 +195,8 @@ def _recorded(store: EventStore) -> list[Envelope]:
         "IdeaUpdated",
         "RiskLimitsChanged",
         "ServiceStarted",
+        "BrokerSwept",
+        "BrokerReconciled",
     }
     ideas_decided = AuditQuery(event_types=frozenset({"RiskDecisionMade"}))
     records = heapq.merge(
@@ -236,8 +241,11 @@ def _recorded_fills(recorded: list[Envelope]) -> list[RecordedFill]:
 
 def _restore(core: Core, recorded: list[Envelope]) -> None:
     """Hand the recorded events to the engines that keep their state (nothing is
-    re-journaled), and the orders to execution."""
+    re-journaled): the orders to execution, and every order change and applied
+    sweep to the portfolio, in order, as it saw them live (its fills, its orders
+    in flight, the broker's positions and cash at each sweep)."""
     orders: dict[str, tuple[Order, int]] = {}
+    swept: dict[int, BrokerSwept] = {}
     for envelope in recorded:
         match envelope.event:
             case TradingStateChanged():
@@ -252,9 +260,17 @@ def _restore(core: Core, recorded: list[Envelope]) -> None:
                 core.advisor.on_risk_decision(envelope)
             case OrderUpdated(order=order):
                 core.advisor.on_order_updated(envelope)
+                core.portfolio.on_order_updated(envelope)
                 orders[order.order_id] = (order, envelope.seq)
             case ServiceStarted():
                 core.execution.on_service_started(envelope)
+            case BrokerSwept() as taken:
+                swept[envelope.seq] = taken
+            case BrokerReconciled(reconciliation=found):
+                applied = swept.pop(envelope.caused_by, None)
+                if applied is not None and found.positions_applied:
+                    snapshot = applied.snapshot
+                    core.portfolio.reconcile(snapshot.account, snapshot.positions)
     core.execution.restore(list(orders.values()))
 
 
@@ -418,6 +434,10 @@ def start_trading(core: Core, lease_epoch: int = 0, instance: str = "") -> None:
         core.bus.publish(ServiceStarted(log_id, info, instance, lease_epoch))
 
     core.bus.process(started)
+    try:
+        core.bus.flush()  # the start is on record before anything is served
+    except Unavailable as exc:  # the store's guard halts trading until it is back
+        log.error("start-up: the audit store does not commit: %s", exc)
     kind = "LIVE (real money)" if info.live else "paper"
     log.warning(
         "TRADING ON %s: broker %s, account %s, endpoint %s (log %s, lease epoch %d)",

@@ -57,6 +57,8 @@ def test_an_outage_mid_stream_halts_trading_sends_nothing_unlogged_and_loses_not
     running = start_service(database_url=url)
     client = running.client
     told = Subscriber(running)
+    # The subscription is live (it has the service's start) before anything is cut.
+    wait_for(lambda: told.events, "the subscription")
     # A first crossing trades while the database is up.
     assert client.stream_market_data([minute_ticks("SPY", v_reversal())]).orders == 1
 
