@@ -56,7 +56,7 @@ class _Subscriber:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._cond = threading.Condition()
-        self._waiting: deque[tuple[events_pb2.Event, int]] = deque()
+        self._waiting: deque[tuple[AuditRecord, int]] = deque()
         self._bytes = 0
         self.overflowed = False
         self.closed = False
@@ -69,8 +69,10 @@ class _Subscriber:
             return False
         return not self.symbols or record.symbol in self.symbols
 
-    def offer(self, event: events_pb2.Event, size: int) -> None:
-        """Called on the store's writer thread: never blocks."""
+    def offer(self, record: AuditRecord, size: int) -> None:
+        """Called on the store's writer thread: never blocks, and does no more than
+        queue the row (it is decoded and translated on the subscriber's own thread,
+        so a flush() waiting on the writer never waits for subscribers)."""
         with self._cond:
             if self.overflowed or self.closed:
                 return
@@ -79,7 +81,7 @@ class _Subscriber:
             ):
                 self.overflowed = True
             else:
-                self._waiting.append((event, size))
+                self._waiting.append((record, size))
                 self._bytes += size
             self._cond.notify()
 
@@ -89,16 +91,16 @@ class _Subscriber:
             self.closed = True
             self._cond.notify()
 
-    def take(self, timeout: float) -> events_pb2.Event | _Signal | None:
-        """The next event; once those taken in are delivered, _CLOSED or
+    def take(self, timeout: float) -> AuditRecord | _Signal | None:
+        """The next row; once those taken in are delivered, _CLOSED or
         _OVERFLOWED; None if nothing came within `timeout`."""
         with self._cond:
             if not (self._waiting or self.closed or self.overflowed):
                 self._cond.wait(timeout)
             if self._waiting:
-                event, size = self._waiting.popleft()
+                record, size = self._waiting.popleft()
                 self._bytes -= size
-                return event
+                return record
             if self.closed:
                 return _CLOSED
             return _OVERFLOWED if self.overflowed else None
@@ -127,15 +129,10 @@ class EventHub:
         if not subscribers:
             return
         for record in records:
-            event: events_pb2.Event | None = None
-            size = 0
+            size = len(record.payload)  # about what its event weighs, to bound the queue
             for sub in subscribers:
-                if sub.overflowed or not sub.wants(record):
-                    continue
-                if event is None:
-                    event = envelope_to_event(record_to_envelope(record))
-                    size = event.ByteSize()
-                sub.offer(event, size)
+                if not sub.overflowed and sub.wants(record):
+                    sub.offer(record, size)
 
     def subscribers(self) -> int:
         """How many subscriptions are registered now."""
@@ -187,9 +184,9 @@ class EventHub:
                     raise Unavailable(
                         "subscriber fell too far behind and was dropped; resubscribe with from_seq"
                     )
-                assert isinstance(item, events_pb2.Event)
+                assert isinstance(item, AuditRecord)
                 if item.seq > last:
-                    yield item
+                    yield envelope_to_event(record_to_envelope(item))
         finally:
             with self._lock:
                 if sub in self._subscribers:
