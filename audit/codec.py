@@ -126,8 +126,10 @@ def _keys(event: DomainEvent) -> tuple[str | None, str | None, str | None]:
             return i.symbol, None, i.idea_id
         case ev.CancelRequested(order_id=order_id):
             return None, order_id, None
-        case ev.BrokerReportReceived(report=r):
-            return r.order.symbol, None, None
+        case ev.BrokerReportReceived(report=r, order_id=order_id):
+            return r.order.symbol, order_id or None, None
+        case ev.BrokerRequestFailed(order_id=order_id):
+            return None, order_id or None, None
     symbol = getattr(event, "symbol", None)
     idea_id = getattr(event, "idea_id", None)
     return symbol, None, idea_id

@@ -133,9 +133,12 @@ class IdeaUpdated:
 
 @dataclass(frozen=True, slots=True)
 class BrokerReportReceived:
-    """The broker reported an order's state (an input): journaled before it is applied."""
+    """The broker reported an order's state (an input): journaled before it is applied.
+    `order_id` is the core's id for the order ("" for one it has not adopted yet),
+    so the audit log finds the report by order."""
 
     report: BrokerReport
+    order_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,7 @@ class BrokerRequestFailed:
     not found, or not sent. What it means for the order follows as `OrderUpdated`."""
 
     failure: RequestFailure
+    order_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

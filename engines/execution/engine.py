@@ -282,7 +282,8 @@ class ExecutionEngine:
                 return
             if not _bookable(order, steps):
                 return
-        self._bus.publish(BrokerReportReceived(report), caused_by=self._answered(order))
+        order_id = order.order_id if order is not None else ""
+        self._bus.publish(BrokerReportReceived(report, order_id), caused_by=self._answered(order))
 
     def _receive_failure(self, failure: RequestFailure) -> None:
         if failure.request is RequestKind.SUBMIT:
@@ -291,7 +292,9 @@ class ExecutionEngine:
         if order is None or not order.is_open:
             log.info("broker answer for a closed or unknown order ignored: %s", failure)
             return
-        self._bus.publish(BrokerRequestFailed(failure), caused_by=self._answered(order))
+        self._bus.publish(
+            BrokerRequestFailed(failure, order.order_id), caused_by=self._answered(order)
+        )
 
     def _answered(self, order: Order | None) -> int:
         """What an answer is caused by: nothing (an input) from a real broker; the

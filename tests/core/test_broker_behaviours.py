@@ -265,3 +265,27 @@ def test_orders_placed_outside_the_service_are_adopted_each_under_its_own_id(
     assert harness.core.portfolio.quantity("QQQ") == 3
     [reconciled] = harness.payloads("BrokerReconciled")
     assert reconciled["reconciliation"]["adopted"] == ["dash-1", "dash-2"]
+
+
+def test_an_orders_audit_trail_holds_the_brokers_answers_by_order_id(calendar: Any) -> None:
+    """Querying the audit log by order id gives the order's whole story: its intent,
+    the broker's answers (a lookup after an unclear submission, the fills) and
+    every state they moved it to."""
+    from audit.records import AuditQuery
+
+    config = PaperBrokerConfig(unknown_submits=(Ambiguity.TAKEN,), partial_fills=2)
+    harness = _trade(calendar, config, ["6"])
+    [order] = harness.core.execution.orders(open_only=False)
+
+    harness.store.flush()
+    trail = list(harness.store.query(AuditQuery(order_id=order.order_id)))
+
+    kinds = [r.event_type for r in trail]
+    assert kinds[0] == "OrderUpdated" and kinds.count("BrokerRequestFailed") == 1
+    # The lookup's answer (the order filled, in two executions the stream then
+    # repeats: those change nothing and are not journaled).
+    assert kinds.count("BrokerReportReceived") == 1
+    assert order.filled_quantity == 6 and order.status is OrderStatus.FILLED
+    answers = {r.seq for r in trail if r.event_type.startswith("Broker")}
+    moved = [r for r in trail if r.event_type == "OrderUpdated"][1:]
+    assert all(r.caused_by in answers for r in moved)  # each move is caused by an answer here
