@@ -107,7 +107,8 @@ def test_the_audit_log_follows_an_idea_from_analysis_to_order(
         "openai",
     )
     assert payload["requested_by"] == "operator"
-    assert by_order == ["OrderUpdated"] * 3  # new, accepted, filled
+    # new, the broker's acknowledgement, accepted, the broker's fill, filled
+    assert by_order == ["OrderUpdated", "BrokerReportReceived"] * 2 + ["OrderUpdated"]
     assert client.verify_audit().ok
 
 
