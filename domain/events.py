@@ -202,7 +202,7 @@ DomainEvent = (
 )
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)
+@dataclass(frozen=True, slots=True)
 class Envelope:
     """An event as sequenced: its number, the clock's time and what caused it.
 

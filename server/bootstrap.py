@@ -62,7 +62,7 @@ from engines.strategy.engine import StrategyEngine
 from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
 from engines.strategy.sizing import FractionOfEquitySizer
 from server.auth import ROLES, Authenticator, AuthInterceptor, Principal, load_tokens_file
-from server.broker_factory import build_broker, lease_key
+from server.broker_factory import LEASE_KEY, build_broker
 from server.broker_supervisor import BrokerSupervisor, parse_order_timeouts
 from server.decoding import DecodeErrorInterceptor
 from server.event_stream import EventHub
@@ -350,7 +350,7 @@ def create_server(
     lease: Lease | None = None
     if store is None:
         # Before the log is opened: a second instance never touches it.
-        lease = acquire_lease(settings.database_url, lease_key(settings), default_holder())
+        lease = acquire_lease(settings.database_url, LEASE_KEY, default_holder())
         store = open_store(settings.database_url)
     anchors = open_anchor_writer(
         settings.trading_anchor_file,

@@ -35,11 +35,10 @@ def build_broker(settings: Settings) -> Broker | None:
     return _alpaca(settings)
 
 
-def lease_key(settings: Settings) -> str:
-    """What the trading lease is named for. It is taken on the audit database, so
-    it is one per log whatever the broker: two instances on one log (and so one
-    account) can never both trade."""
-    return "trading"
+LEASE_KEY = "trading"
+"""What the trading lease is named for. It is taken on the audit database, so it
+is one per log whatever the broker: two instances on one log (and so one
+account) can never both trade."""
 
 
 def _alpaca(settings: Settings) -> Broker:

@@ -168,11 +168,7 @@ class AlpacaBroker:
                 self._note_rest(classify(exc, RequestKind.LOOKUP))
                 raise self._verify_error(exc) from exc
             except Exception as exc:
-                verdict = classify(exc, RequestKind.LOOKUP)
-                self._note_rest(verdict)
-                raise BrokerUnavailable(
-                    f"Alpaca did not answer at {self._base_url} ({verdict.code}: {verdict.message})"
-                ) from exc
+                raise self._unavailable(exc, "did not answer") from exc
         self._note_ok()
         account = _mapping(raw, "the account")
         self._account_number = str(account.get("account_number") or account.get("id") or "")
@@ -232,13 +228,17 @@ class AlpacaBroker:
                     f"Alpaca's answer to the sweep could not be read: {exc}"
                 ) from exc
             except Exception as exc:
-                verdict = classify(exc, RequestKind.LOOKUP)
-                self._note_rest(verdict)
-                raise BrokerUnavailable(
-                    f"Alpaca sweep failed at {self._base_url} ({verdict.code}: {verdict.message})"
-                ) from exc
+                raise self._unavailable(exc, "sweep failed") from exc
         self._note_ok()
         return BrokerSnapshot(account, positions, tuple(orders.values()))
+
+    def _unavailable(self, exc: Exception, what: str) -> BrokerUnavailable:
+        """A blocking read that got no usable answer: noted for health, and said."""
+        verdict = classify(exc, RequestKind.LOOKUP)
+        self._note_rest(verdict)
+        return BrokerUnavailable(
+            f"Alpaca {what} at {self._base_url} ({verdict.code}: {verdict.message})"
+        )
 
     def _order_or_none(self, client_order_id: str) -> BrokerOrder | None:
         try:

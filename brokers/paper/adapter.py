@@ -426,9 +426,9 @@ class PaperBroker:
                 return "notional orders must be market orders for the day"
             if self._prices(order.symbol) is None:
                 return f"no market price for {order.symbol}"
-            if self._quantity(order) <= 0:
-                return f"notional {order.amount} buys nothing at the last price"
             order = replace(order, quantity=self._quantity(order))
+            if order.quantity <= 0:
+                return f"notional {order.amount} buys nothing at the last price"
         if order.quantity <= 0:
             return "quantity must be positive"
         last = self._prices(order.symbol)

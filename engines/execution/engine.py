@@ -106,6 +106,8 @@ class ExecutionEngine:
         self._resending: set[str] = set()
         self._inline = 0  # > 0: an in-process broker is answering inside the input
         self.log_id = ""
+        # Why reports may have been missed since the last sweep ("": nothing known).
+        self.gap_reason = ""
         self.fills_booked = 0
         self.last_reconciliation: tuple[datetime, Reconciliation] | None = None
         self.stats = ExecutionStats()
@@ -259,8 +261,6 @@ class ExecutionEngine:
         """Reports may have been missed: the supervisor sweeps (see `gap_reason`)."""
         log.warning("broker %s: %s; a sweep will follow", self.broker_name, reason)
         self.gap_reason = reason
-
-    gap_reason = ""
 
     def _receive_report(self, report: BrokerReport) -> None:
         """Journal the report if it changes anything (or tells of an order we do not

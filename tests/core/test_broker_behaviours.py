@@ -26,11 +26,36 @@ PRICE = Decimal("100")
 SYMBOLS = ("SPY", "QQQ", "IWM", "DIA")
 
 
+class WatchedPaper(PaperBroker):
+    """The simulator, noting for every request whether the sequencer was held by the
+    thread that made it (DESIGN invariant 9: never, for a real broker)."""
+
+    sequencer: Any = None
+    held: list[bool]
+
+    def _note(self) -> None:
+        self.held.append(bool(self.sequencer._lock._is_owned()))
+
+    def submit_order(self, order: Any) -> None:
+        self._note()
+        super().submit_order(order)
+
+    def cancel_order(self, client_order_id: str, broker_order_id: str) -> None:
+        self._note()
+        super().cancel_order(client_order_id, broker_order_id)
+
+    def lookup_order(self, client_order_id: str) -> None:
+        self._note()
+        super().lookup_order(client_order_id)
+
+
 def _trade(calendar: Any, config: PaperBrokerConfig, quantities: list[str]) -> Harness:
     # The broker prices its fills from the last prices the core keeps.
     market: list[MarketPrices] = []
-    broker = PaperBroker(lambda symbol: market[0].last_price(symbol), config)
+    broker = WatchedPaper(lambda symbol: market[0].last_price(symbol), config)
+    broker.held = []
     harness = make_harness(calendar, broker)
+    broker.sequencer = harness.core.bus
     market.append(harness.core.prices)
     for symbol, quantity in zip(SYMBOLS, quantities, strict=False):
         harness.signal(symbol=symbol, quantity=quantity, price=str(PRICE))
@@ -240,6 +265,10 @@ def test_the_same_holds_when_the_broker_answers_later_from_its_own_thread(
     assert wait_until(settled)
     harness.core.execution.close()
     _check_invariants(harness)
+    # Every request (submit, resubmit, lookup) was made with the sequencer free.
+    broker = harness.core.execution._broker
+    assert isinstance(broker, WatchedPaper)
+    assert broker.held and not any(broker.held)
 
 
 def test_orders_placed_outside_the_service_are_adopted_each_under_its_own_id(
