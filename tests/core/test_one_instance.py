@@ -65,6 +65,7 @@ def test_losing_the_lease_halts_trading_until_a_person_lifts_it(
         status = risk.causes[TradingCause.OPERATOR]
         assert (status.state, status.changed_by) == (TradingState.HALTED, LEASE_BY)
         supervisor.check()  # said once, not again every second
+        running.service.core.bus.flush()  # the supervisor's inputs commit in the background
         halts = [r for r in running.client.query_audit() if r.event_type == "TradingStateChanged"]
         assert len([h for h in halts if LEASE_BY in h.payload_json]) == 1
         running.stop()
