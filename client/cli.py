@@ -44,6 +44,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from client import alpaca_feed, alpaca_history, render
+from client.backtest.command import add_backtest_arguments, run_backtest_command
 from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
 from client.sdk import TIMES_IN_FORCE, AuditFilters, TradingClient
 from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
@@ -528,7 +529,20 @@ def build_parser() -> argparse.ArgumentParser:
             "(needs ALPACA_API_KEY and ALPACA_SECRET_KEY, not the service)",
         )
     )
+    backtest = command(
+        commands,
+        "backtest",
+        _backtest,
+        "run the service's core over a CSV or Parquet file, offline, and report on it "
+        "(no service needed); a range for --short or --long runs a grid",
+    )
+    add_backtest_arguments(backtest)
+    backtest.set_defaults(needs_service=False)
     return parser
+
+
+def _backtest(_client: object, args: argparse.Namespace, _out: Printer) -> int:
+    return run_backtest_command(args, sys.stdout, args.json)
 
 
 # --- argument types -------------------------------------------------------

@@ -35,11 +35,13 @@ class ReportSource(str, Enum):
 @dataclass(frozen=True, slots=True)
 class Execution:
     """One execution (fill) at the broker: its own size and price, not the order's
-    cumulative ones. `execution_id` makes a repeat recognisable."""
+    cumulative ones. `execution_id` makes a repeat recognisable; `fee` is what the
+    broker charged for it (commission and regulatory fees), in the account's money."""
 
     execution_id: str
     quantity: Decimal
     price: Decimal
+    fee: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)

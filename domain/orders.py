@@ -108,6 +108,8 @@ class OrderStateChange:
     fill_price: Decimal = Decimal(0)
     execution_id: str = ""
     """The broker's id of the execution a fill came from (a repeat is not booked twice)."""
+    fill_fee: Decimal = Decimal(0)
+    """What the broker charged for this fill (commission); it leaves the cash with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,11 @@ class Order:
         return frozenset(c.execution_id for c in self.history if c.execution_id)
 
     @property
+    def fees(self) -> Decimal:
+        """Every fill's fee, summed."""
+        return sum((c.fill_fee for c in self.history), Decimal(0))
+
+    @property
     def filled_notional(self) -> Decimal:
         """Quantity times price over every fill, exactly (no division)."""
         return sum((c.fill_quantity * c.fill_price for c in self.history), Decimal(0))
@@ -172,6 +179,7 @@ class Order:
         reason: str = "",
         fill_quantity: Decimal = Decimal(0),
         fill_price: Decimal = Decimal(0),
+        fill_fee: Decimal = Decimal(0),
         broker_order_id: str = "",
         execution_id: str = "",
         quantity: Decimal | None = None,
@@ -195,7 +203,9 @@ class Order:
             # One division over the exact notional of every fill, never a running
             # average: partial fills come out at the exact average, however many.
             average = (self.filled_notional + fill_quantity * fill_price) / filled
-        change = OrderStateChange(new, at, reason, fill_quantity, fill_price, execution_id)
+        change = OrderStateChange(
+            new, at, reason, fill_quantity, fill_price, execution_id, fill_fee
+        )
         return replace(
             self,
             status=new,

@@ -141,7 +141,11 @@ class Portfolio:
         else:
             self._in_flight.pop(order.order_id, None)
         change = order.history[-1]
-        if not (numeric.is_finite(change.fill_quantity) and numeric.is_finite(change.fill_price)):
+        if not (
+            numeric.is_finite(change.fill_quantity)
+            and numeric.is_finite(change.fill_price)
+            and numeric.is_finite(change.fill_fee)
+        ):
             # Checked before `if change.fill_quantity`: bool(Decimal NaN) is True, and
             # the comparisons below raise on it. See the module docstring.
             self.cash = NOT_A_NUMBER
@@ -149,6 +153,7 @@ class Portfolio:
         if change.fill_quantity:
             first_fill = order.filled_quantity == change.fill_quantity
             self._apply_fill(order, change.fill_quantity, change.fill_price)
+            self.cash -= change.fill_fee
             if first_fill and order.side is Side.BUY and self.quantity(order.symbol) > 0:
                 # A buy becomes an entry of the position with its first fill.
                 self._holdings[order.symbol].entries += 1

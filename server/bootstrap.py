@@ -14,6 +14,7 @@ from concurrent import futures
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import exchange_calendars
@@ -28,7 +29,7 @@ from audit.records import AuditQuery, EventStore
 from audit.sql_store import SqlAlchemyEventStore
 from brokers.base import Broker
 from brokers.paper.adapter import PaperBroker, RecordedFill
-from brokers.paper.config import PaperBrokerConfig
+from brokers.paper.config import Commission, PaperBrokerConfig
 from domain.errors import Unavailable
 from domain.events import (
     BrokerReconciled,
@@ -79,8 +80,10 @@ SERVICE_NAME = trading_service_pb2.DESCRIPTOR.services_by_name["TradingService"]
 CALENDAR_START = "1990-01-01"
 
 
+@cache
 def load_calendar() -> Any:
-    """The NYSE calendar from exchange-calendars, from 1990 to a year ahead."""
+    """The NYSE calendar from exchange-calendars, from 1990 to a year ahead (built
+    once per process: it takes about a second, and nothing changes it)."""
     return exchange_calendars.get_calendar("XNYS", start=CALENDAR_START)
 
 
@@ -112,6 +115,11 @@ def build_core(
             paper_config or PaperBrokerConfig(),
             starting_cash=settings.paper_starting_cash,
             slippage_bps=settings.paper_slippage_bps,
+            commission=Commission(
+                settings.paper_commission_per_share,
+                settings.paper_commission_bps,
+                settings.paper_commission_minimum,
+            ),
         )
         paper = broker = PaperBroker(prices.last_price, config, fills=_recorded_fills(recorded))
     # The account starts where the simulator starts (a real broker's comes from the
@@ -126,8 +134,14 @@ def build_core(
         lookup_attempts=settings.trading_broker_lookup_attempts,
     )
     bus.subscribe(OrderUpdated, portfolio.on_order_updated)
-    strategy = MovingAverageCrossoverStrategy(symbols=settings.trading_strategy_symbols)
-    strategies = StrategyEngine(bus, prices, FractionOfEquitySizer(portfolio), [strategy])
+    strategy = MovingAverageCrossoverStrategy(
+        symbols=settings.trading_strategy_symbols,
+        short_period=settings.trading_strategy_short_period,
+        long_period=settings.trading_strategy_long_period,
+    )
+    strategies = StrategyEngine(
+        bus, prices, FractionOfEquitySizer(portfolio, settings.trading_sizing_fraction), [strategy]
+    )
     risk = RiskEngine(
         bus,
         portfolio,
@@ -232,7 +246,14 @@ def _restore_feed_sequences(bus: Sequencer, store: EventStore) -> None:
 
 def _recorded_fills(recorded: list[Envelope]) -> list[RecordedFill]:
     return [
-        RecordedFill(o.client_order_id, o.symbol, o.side, change.fill_quantity, change.fill_price)
+        RecordedFill(
+            o.client_order_id,
+            o.symbol,
+            o.side,
+            change.fill_quantity,
+            change.fill_price,
+            change.fill_fee,
+        )
         for e in recorded
         if isinstance(e.event, OrderUpdated)
         and (change := (o := e.event.order).history[-1]).fill_quantity

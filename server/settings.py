@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -51,8 +51,29 @@ class Settings(BaseSettings):
         default_factory=lambda: ["SPY", "QQQ", "IWM"],
         description="comma-separated symbols of the moving-average crossover strategy",
     )
+    trading_strategy_short_period: int = Field(
+        20, ge=1, description="the crossover's short moving average, in ticks"
+    )
+    trading_strategy_long_period: int = Field(
+        50, ge=2, description="the crossover's long moving average, in ticks (above the short)"
+    )
+    trading_sizing_fraction: Decimal = Field(
+        Decimal("0.04"),
+        gt=0,
+        le=1,
+        description="the share of equity one strategy entry buys (risk limits still apply)",
+    )
     paper_starting_cash: Decimal = Field(Decimal("100000"), gt=0)
     paper_slippage_bps: Decimal = Field(Decimal("5"), ge=0)
+    paper_commission_per_share: Decimal = Field(
+        Decimal(0), ge=0, description="the paper broker's fee per share of each execution"
+    )
+    paper_commission_bps: Decimal = Field(
+        Decimal(0), ge=0, description="and in basis points of each execution's notional"
+    )
+    paper_commission_minimum: Decimal = Field(
+        Decimal(0), ge=0, description="the least one execution costs when it costs anything"
+    )
     max_future_skew_seconds: int = Field(
         300, ge=0, description="market events stamped further ahead of wall time are refused"
     )
@@ -183,3 +204,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [s.strip().upper() for s in value.split(",") if s.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _periods_in_order(self) -> Self:
+        if self.trading_strategy_short_period >= self.trading_strategy_long_period:
+            raise ValueError(
+                "TRADING_STRATEGY_SHORT_PERIOD must be below TRADING_STRATEGY_LONG_PERIOD "
+                f"({self.trading_strategy_short_period} >= {self.trading_strategy_long_period})"
+            )
+        return self

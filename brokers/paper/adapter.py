@@ -68,6 +68,7 @@ class RecordedFill:
     side: Side
     quantity: Decimal
     price: Decimal
+    fee: Decimal = ZERO
 
 
 class PaperBroker:
@@ -102,7 +103,7 @@ class PaperBroker:
         self._down = self.config.down
         for fill in fills:
             self._seen.add(fill.client_order_id)
-            self._book(fill.symbol, fill.side, fill.quantity, fill.price)
+            self._book(fill.symbol, fill.side, fill.quantity, fill.price, fill.fee)
 
     # The reports carry no broker time: the simulator has no clock of its own, and the
     # same inputs must journal the same bytes (sweeps are stamped by the sequencer).
@@ -489,7 +490,8 @@ class PaperBroker:
         cid = order.client_order_id
         reports = []
         for quantity, price in executions:
-            self._book(order.symbol, order.side, quantity, price)
+            fee = self.config.commission.fee(quantity, price)
+            self._book(order.symbol, order.side, quantity, price, fee)
             count = self._executions.get(cid, 0) + 1
             self._executions[cid] = count
             notional = self._notional.get(cid, ZERO) + quantity * price
@@ -505,7 +507,7 @@ class PaperBroker:
                 broker_status="filled" if done else "partially_filled",
             )
             self._orders[cid] = order
-            execution = Execution(f"{order.broker_order_id}-x{count}", quantity, price)
+            execution = Execution(f"{order.broker_order_id}-x{count}", quantity, price, fee)
             event = "fill" if done else "partial_fill"
             reports.append(BrokerReport(order, ReportSource.STREAM, event, execution))
         return reports
@@ -517,7 +519,9 @@ class PaperBroker:
         self._orders[order.client_order_id] = changed
         return changed
 
-    def _book(self, symbol: str, side: Side, quantity: Decimal, price: Decimal) -> None:
+    def _book(
+        self, symbol: str, side: Side, quantity: Decimal, price: Decimal, fee: Decimal
+    ) -> None:
         holding = self._holdings.setdefault(symbol, _Holding())
         signed = quantity if side is Side.BUY else -quantity
         if holding.quantity and (holding.quantity > 0) != (signed > 0):
@@ -529,7 +533,7 @@ class PaperBroker:
         holding.quantity += signed
         if holding.quantity == 0:
             holding.cost = ZERO
-        self._cash -= signed * price
+        self._cash -= signed * price + fee
 
 
 def _failure(

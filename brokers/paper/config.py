@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 from types import MappingProxyType
 
@@ -32,6 +32,33 @@ class Ambiguity(str, Enum):
     client order id stays free and a lookup answers NOT_FOUND."""
 
 
+@dataclass(frozen=True, slots=True)
+class Commission:
+    """The fee of one execution: `per_share` times its quantity plus `bps` basis points
+    of its notional, at least `minimum`, rounded half up to the cent. All zero: free.
+    The minimum applies per execution, as brokers that charge per execution do, so a
+    split fill pays it on every part."""
+
+    per_share: Decimal = Decimal(0)
+    bps: Decimal = Decimal(0)
+    minimum: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        for name in ("per_share", "bps", "minimum"):
+            value = getattr(self, name)
+            if not value.is_finite() or value < 0:
+                raise ValueError(f"commission {name} must be finite and 0 or more, not {value}")
+
+    def fee(self, quantity: Decimal, price: Decimal) -> Decimal:
+        if not (self.per_share or self.bps or self.minimum):
+            return Decimal(0)
+        raw = self.per_share * quantity + self.bps * quantity * price / Decimal(10_000)
+        return max(raw, self.minimum).quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+_CENT = Decimal("0.01")
+
+
 def _no_rejections() -> Mapping[str, str]:
     return MappingProxyType({})
 
@@ -48,6 +75,9 @@ class PaperBrokerConfig:
     starting_cash: Decimal = Decimal("100000")
     slippage_bps: Decimal = Decimal("5")
     allow_short: bool = False
+
+    commission: Commission = field(default_factory=Commission)
+    """What each execution costs (none by default, as at Alpaca for US stocks)."""
 
     latency_s: float = 0.0
     """0: every answer is given synchronously, from inside the request that caused it.

@@ -514,6 +514,7 @@ class ExecutionEngine:
                 reason=step.reason,
                 fill_quantity=step.fill_quantity,
                 fill_price=step.fill_price,
+                fill_fee=step.fill_fee,
                 broker_order_id=broker_order_id,
                 execution_id=step.execution_id,
                 quantity=step.quantity,

@@ -47,6 +47,7 @@ class Step:
     execution_id: str = ""
     quantity: Decimal | None = None
     """A notional order's quantity as the broker fixed it."""
+    fill_fee: Decimal = ZERO
 
 
 def plan(order: Order, report: BrokerReport) -> list[Step]:
@@ -60,10 +61,10 @@ def plan(order: Order, report: BrokerReport) -> list[Step]:
     status = order.status
     fixed = size if order.amount is not None and size != order.quantity else None
     if fill is not None:
-        quantity, price, execution_id = fill
+        quantity, price, execution_id, fee = fill
         filled = order.filled_quantity + quantity
         status = OrderStatus.FILLED if filled == size else OrderStatus.PARTIALLY_FILLED
-        steps.append(Step(status, reason, quantity, price, execution_id, fixed))
+        steps.append(Step(status, reason, quantity, price, execution_id, fixed, fee))
         fixed = None
     wanted = report.order.status
     if status.is_terminal or wanted is status:
@@ -99,8 +100,11 @@ def _size(order: Order, report: BrokerReport) -> Decimal:
     return max(order.quantity, seen.filled_quantity)
 
 
-def _fill(order: Order, report: BrokerReport, size: Decimal) -> tuple[Decimal, Decimal, str] | None:
-    """(quantity, price, execution id) to book, or None."""
+def _fill(
+    order: Order, report: BrokerReport, size: Decimal
+) -> tuple[Decimal, Decimal, str, Decimal] | None:
+    """(quantity, price, execution id, fee) to book, or None. The fee is the
+    execution's; a fill known only from a cumulative quantity (a sweep) has none."""
     execution = report.execution
     if execution is not None and execution.execution_id in order.executions:
         execution = None  # booked already: a repeat
@@ -114,14 +118,16 @@ def _fill(order: Order, report: BrokerReport, size: Decimal) -> tuple[Decimal, D
     if cumulative > size:
         raise Overfill(f"order {order.order_id}: the broker reports {cumulative} filled of {size}")
     execution_id = execution.execution_id if execution is not None else ""
+    fee = execution.fee if execution is not None else ZERO
     if execution is not None and execution.quantity == quantity:
-        return quantity, execution.price, execution_id
+        return quantity, execution.price, execution_id, fee
     average = report.order.average_fill_price
     if average > ZERO:
         # The price that brings our average to the broker's over the whole quantity.
-        return quantity, (average * cumulative - order.filled_notional) / quantity, execution_id
+        price = (average * cumulative - order.filled_notional) / quantity
+        return quantity, price, execution_id, fee
     if execution is not None:
-        return quantity, execution.price, execution_id
+        return quantity, execution.price, execution_id, fee
     raise Overfill(f"order {order.order_id}: a fill of {quantity} came with no price")
 
 
