@@ -4,66 +4,30 @@ Payloads are canonical JSON (sorted keys, compact separators) so that the hash
 of a row depends only on its content. Decimals travel as strings, datetimes as
 ISO 8601 in UTC, enums as their value, a non-finite float as its repr;
 decoding rebuilds the exact dataclasses from their type hints, so a replay sees
-what the live run saw.
+what the live run saw. A market-data batch is one binary block
+(audit/batch_codec.py, with its format version; older logs' form still decodes).
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
-import sys
 import types
 import typing
-from array import array
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from functools import cache
 from typing import Any
 
+from audit.batch_codec import FORMAT as BATCH_FORMAT
+from audit.batch_codec import decode_batch, encode_batch
 from audit.records import AuditRecord, NewRecord
 from domain import events as ev
 from domain.events import DomainEvent, Envelope
 from domain.market import MarketBatch
 
 EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in typing.get_args(DomainEvent)}
-
-
-def _batch_payload(batch: MarketBatch) -> dict[str, Any]:
-    """Numeric columns as base64 of little-endian IEEE-754 doubles / int64s: exact,
-    compact, and encoded in C. JSON would spend a microsecond per float on repr,
-    which on the market-data path costs more than the strategy itself."""
-    return {
-        "symbols": batch.symbols,
-        "prices_f64le": _pack("d", batch.prices),
-        "volumes_f64le": _pack("d", batch.volumes),
-        "timestamps_ns_i64le": _pack("q", batch.timestamps_ns),
-    }
-
-
-def _pack(code: str, values: list[Any]) -> str:
-    packed = array(code, values)
-    if sys.byteorder != "little":
-        packed.byteswap()
-    return base64.b64encode(packed.tobytes()).decode("ascii")
-
-
-def _unpack(code: str, text: str) -> list[Any]:
-    packed = array(code)
-    packed.frombytes(base64.b64decode(text))
-    if sys.byteorder != "little":
-        packed.byteswap()
-    return packed.tolist()
-
-
-def _batch_from_payload(value: dict[str, Any]) -> MarketBatch:
-    return MarketBatch(
-        symbols=list(value["symbols"]),
-        prices=_unpack("d", value["prices_f64le"]),
-        volumes=_unpack("d", value["volumes_f64le"]),
-        timestamps_ns=_unpack("q", value["timestamps_ns_i64le"]),
-    )
 
 
 def _plain(value: Any) -> Any:
@@ -81,7 +45,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, MarketBatch):
-        return _batch_payload(value)
+        return {"data": encode_batch(value), "format": BATCH_FORMAT}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -135,13 +99,32 @@ def _keys(event: DomainEvent) -> tuple[str | None, str | None, str | None]:
     return symbol, None, idea_id
 
 
+def _payload(event: DomainEvent) -> str:
+    """The event's canonical JSON. A market-data record's batch, the only large
+    value, is spliced in as its binary block (audit/batch_codec.py) rather than
+    walked by the JSON encoder: the same text `canonical_json` would give, since
+    "batch" is the first key in sorted order and base64 needs no escaping."""
+    if type(event) is not ev.MarketDataReceived:
+        return canonical_json(_plain(event))
+    rest = canonical_json({name: _plain(getattr(event, name)) for name in _OTHER_FIELDS})
+    block = encode_batch(event.batch)
+    return f'{{"batch":{{"data":"{block}","format":{BATCH_FORMAT}}},{rest[1:]}'
+
+
+_OTHER_FIELDS: tuple[str, ...] = tuple(
+    sorted(f.name for f in dataclasses.fields(ev.MarketDataReceived) if f.name != "batch")
+)
+if not _OTHER_FIELDS or _OTHER_FIELDS[0] < "batch":
+    raise RuntimeError("the market-data splice needs 'batch' to be the first key")
+
+
 def to_new_record(at: datetime, caused_by: int, event: DomainEvent) -> NewRecord:
     symbol, order_id, idea_id = _keys(event)
     return NewRecord(
         recorded_at=at,
         event_type=type(event).__name__,
         caused_by=caused_by,
-        payload=canonical_json(_plain(event)),
+        payload=_payload(event),
         symbol=symbol,
         order_id=order_id,
         idea_id=idea_id,
@@ -170,7 +153,7 @@ def _build(tp: Any, value: Any) -> Any:
         _key, item = typing.get_args(tp)
         return {k: _build(item, v) for k, v in value.items()}
     if tp is MarketBatch:
-        return _batch_from_payload(value)
+        return decode_batch(value)
     if tp is Decimal:
         return Decimal(value)
     if tp is datetime:

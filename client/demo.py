@@ -17,7 +17,10 @@ waits for its health service to say SERVING, then:
    approves the first pending idea as the demo's human, printing what came of
    it (risk decision, order). The ideas are judged at the last bar's time; a
    refused approval (FAILED_PRECONDITION) is printed and the demo goes on;
-6. prints whether the audit chain verifies.
+6. prints whether the audit chain verifies;
+7. Phase 3: backtests the same bars offline through the same core and writes the
+   report (summary, trades, equity curve, pictures, report.html) to
+   ``var/backtest-report/``.
 
 Long sections are cut to their first and last lines with a count in between,
 so the printout stays a few hundred lines. Exit status: 0 when everything
@@ -46,11 +49,12 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from client import render
-from client.marketdata import batches, load_bars, to_market_events
+from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
 from client.sdk import ServerStream, TradingClient
 from trading.v1 import advisor_pb2, events_pb2, orders_pb2
 
 SYMBOLS: Final = ("AAPL", "IBM", "MSFT", "GOOG")
+BACKTEST_REPORT: Final = Path("var/backtest-report")
 BATCH_SIZE: Final = 500
 READY_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 10.0
@@ -216,7 +220,22 @@ def main() -> int:
             print(f"demo failed: {failure or 'the server did not stop cleanly'}", file=sys.stderr)
             print(f"--- server stderr, last lines ---\n{server.stderr_tail()}", file=sys.stderr)
             return 1
+    backtest_phase(BACKTEST_REPORT)
     return 0
+
+
+def backtest_phase(out: Path) -> None:
+    """Phase 3: the same bars backtested offline through the same core, with the
+    summary and the report's files (open report.html)."""
+    from client.backtest.command import print_files, print_summary
+    from client.backtest.data import load_market_data
+    from client.backtest.report import write_report
+    from client.backtest.runner import run_backtest
+
+    _heading("Phase 3: a backtest of the same bars (tradectl backtest)")
+    result = run_backtest(load_market_data(DEFAULT_BARS))
+    print_summary(result.summary, result.data.symbol_names, sys.stdout)
+    print_files(write_report(result, out), sys.stdout)
 
 
 def run(client: TradingClient) -> None:

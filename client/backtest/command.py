@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace, out: TextIO, as_json: bool) -> int:
             print(json.dumps({"cells": rows, "files": [str(f) for f in files]}), file=out)
         else:
             _print_grid(cells, args.metric, out)
-            _print_files(files, out)
+            print_files(files, out)
         return EXIT_OK
     with _progress("ticks") as advance:
         result = run_backtest(data, config, progress=advance)
@@ -145,8 +145,8 @@ def _run(args: argparse.Namespace, out: TextIO, as_json: bool) -> int:
         summary["audit_verified"] = result.audit.ok
         print(json.dumps(summary, default=str), file=out)
         return EXIT_OK
-    _print_summary(result.summary, data.symbol_names, out)
-    _print_files(files, out)
+    print_summary(result.summary, data.symbol_names, out)
+    print_files(files, out)
     return EXIT_OK
 
 
@@ -186,7 +186,7 @@ def _progress(unit: str) -> Iterator[Callable[[int, int], None]]:
             bar["progress"].stop()
 
 
-def _print_summary(summary: Any, symbols: list[str], out: TextIO) -> None:
+def print_summary(summary: Any, symbols: list[str], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -221,7 +221,7 @@ def _print_grid(cells: list[Any], metric: str, out: TextIO) -> None:
     Console(file=out, width=200).print(table)
 
 
-def _print_files(files: list[Path], out: TextIO) -> None:
+def print_files(files: list[Path], out: TextIO) -> None:
     for path in files:
         print(f"wrote {path}", file=out)
 

@@ -91,3 +91,14 @@ def test_the_demo_server_gets_no_openai_settings_so_it_uses_the_offline_analyst(
     assert not any(name.upper().startswith("OPENAI_") for name in env)
     assert env["TRADING_API_KEY"] == "tok"
     assert env["TRADING_CLOCK"] == "event"
+
+
+def test_the_demo_ends_with_a_backtest_of_the_bundled_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo.backtest_phase(tmp_path / "report")
+    printed = capsys.readouterr().out
+    assert "Phase 3" in printed and "Total return" in printed and "Buy and hold" in printed
+    assert "AAPL, GOOG, IBM, MSFT" in printed
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5  # equity and one price chart a symbol
