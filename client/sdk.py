@@ -32,6 +32,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Callable,
+    Hashable,
     Iterable,
     Iterator,
     Mapping,
@@ -40,7 +41,18 @@ from collections.abc import (
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Final, Generic, Literal, Protocol, Self, TypeAlias, TypedDict, TypeVar, Unpack
+from typing import (
+    TYPE_CHECKING,
+    Final,
+    Generic,
+    Literal,
+    Protocol,
+    Self,
+    TypeAlias,
+    TypedDict,
+    TypeVar,
+    Unpack,
+)
 
 import grpc
 import grpc.aio
@@ -58,6 +70,12 @@ from trading.v1 import (
     trading_service_pb2_grpc,
 )
 from trading.v1 import trading_service_pb2 as pb
+
+if TYPE_CHECKING:
+    # numpy and pandas take long to import: the columnar methods import them (via
+    # client.columnar) when first called, never the SDK itself.
+    import numpy.typing as npt
+    import pandas as pd
 
 __all__ = [
     "Amount",
@@ -77,6 +95,10 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT: Final = 10.0
+MAX_TICKS_PER_MESSAGE: Final = 100_000
+"""The contract's limit on the ticks of one StreamMarketData message."""
+DEFAULT_CHUNK: Final = 10_000
+"""Ticks per message of stream_arrays and stream_frame, unless told otherwise."""
 
 # What stream_market_data takes per message: a ready request, or the events of one batch.
 MarketBatch: TypeAlias = Sequence[market_pb2.MarketEvent] | pb.StreamMarketDataRequest
@@ -725,6 +747,59 @@ class TradingClient(_CallSettings):
         requests = _market_requests(batches, feed_id, first_sequence)
         return self._stub.StreamMarketData(requests, **self._streaming)
 
+    def stream_arrays(
+        self,
+        symbol: str,
+        timestamps_ns: npt.ArrayLike,
+        prices: npt.ArrayLike,
+        volumes: npt.ArrayLike | None = None,
+        *,
+        chunk: int = DEFAULT_CHUNK,
+        feed_id: str | None = None,
+        first_sequence: int = 1,
+    ) -> pb.StreamMarketDataResponse:
+        """Stream one symbol's ticks from arrays, in the columnar form: one
+        `SymbolSeries` of `chunk` ticks (1 to 100,000) per message, built as the
+        stream pulls it.
+
+        `timestamps_ns`: integer nanoseconds since the epoch, or datetime64 (naive
+        is UTC); 0 or NaT means no timestamp. `prices` and `volumes` (None: every
+        volume 0): numbers, one per tick. The arrays are checked and converted
+        before anything is sent (ValueError, TypeError). Then as
+        stream_market_data: each message is accepted or refused whole (the error
+        names the series, the tick's index in it and its `event_index`), and
+        `feed_id` makes the stream exactly once.
+        """
+        from client import columnar
+
+        requests = columnar.array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
+        return self.stream_market_data(requests, feed_id=feed_id, first_sequence=first_sequence)
+
+    def stream_frame(
+        self,
+        frame: pd.DataFrame,
+        *,
+        columns: Mapping[str, Hashable] | None = None,
+        symbol: str | None = None,
+        chunk: int = DEFAULT_CHUNK,
+        feed_id: str | None = None,
+        first_sequence: int = 1,
+    ) -> pb.StreamMarketDataResponse:
+        """Stream a pandas DataFrame's rows, in its order, in the columnar form:
+        `chunk` rows (1 to 100,000) per message, each run of consecutive rows of
+        one symbol a `SymbolSeries`, built as the stream pulls them.
+
+        Columns, by name in any letter case: ``symbol`` (or pass `symbol` for a
+        frame of one), ``timestamp`` (datetime64, tz-aware or naive UTC, or
+        integer ns; else a DatetimeIndex), ``price``, and optionally ``volume``.
+        `columns` maps a role to another column: ``{"price": "Close"}``. See
+        client.columnar.frame_requests; otherwise as stream_arrays.
+        """
+        from client import columnar
+
+        requests = columnar.frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
+        return self.stream_market_data(requests, feed_id=feed_id, first_sequence=first_sequence)
+
     def simulate_market_event(
         self,
         symbol: str,
@@ -942,6 +1017,43 @@ class AsyncTradingClient(_CallSettings):
         """As TradingClient.stream_market_data: `feed_id` names and numbers the messages."""
         requests = _async_market_requests(batches, feed_id, first_sequence)
         return await self._stub.StreamMarketData(requests, **self._streaming)
+
+    async def stream_arrays(
+        self,
+        symbol: str,
+        timestamps_ns: npt.ArrayLike,
+        prices: npt.ArrayLike,
+        volumes: npt.ArrayLike | None = None,
+        *,
+        chunk: int = DEFAULT_CHUNK,
+        feed_id: str | None = None,
+        first_sequence: int = 1,
+    ) -> pb.StreamMarketDataResponse:
+        """As TradingClient.stream_arrays."""
+        from client import columnar
+
+        requests = columnar.array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
+        return await self.stream_market_data(
+            requests, feed_id=feed_id, first_sequence=first_sequence
+        )
+
+    async def stream_frame(
+        self,
+        frame: pd.DataFrame,
+        *,
+        columns: Mapping[str, Hashable] | None = None,
+        symbol: str | None = None,
+        chunk: int = DEFAULT_CHUNK,
+        feed_id: str | None = None,
+        first_sequence: int = 1,
+    ) -> pb.StreamMarketDataResponse:
+        """As TradingClient.stream_frame."""
+        from client import columnar
+
+        requests = columnar.frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
+        return await self.stream_market_data(
+            requests, feed_id=feed_id, first_sequence=first_sequence
+        )
 
     async def simulate_market_event(
         self,

@@ -71,6 +71,18 @@ MAX_TICKS_PER_MESSAGE = 100_000
 """The contract's limit on one market-data message (about what fits in gRPC's
 default 4 MiB message); larger messages are refused whole."""
 
+
+def message_too_large(ticks: int) -> InvalidInput:
+    """The refusal of a market-data message of more than MAX_TICKS_PER_MESSAGE
+    ticks (the edge asks before it reads one, the sequencer again)."""
+    return InvalidInput(
+        f"the message has {ticks} events; at most {MAX_TICKS_PER_MESSAGE} are "
+        "accepted per message: split it",
+        reason="MESSAGE_TOO_LARGE",
+        metadata={"events": str(ticks), "limit": str(MAX_TICKS_PER_MESSAGE)},
+    )
+
+
 # Where a tick of the current message was journaled: (record seq, index in the record).
 TickLocator = Callable[[int], tuple[int, int]]
 
@@ -163,12 +175,7 @@ class Sequencer:
         raises DuplicateMessage, having changed nothing."""
         ticks = len(batch)
         if ticks > MAX_TICKS_PER_MESSAGE:
-            raise InvalidInput(
-                f"the message has {ticks} events; at most {MAX_TICKS_PER_MESSAGE} are "
-                "accepted per message: split it",
-                reason="MESSAGE_TOO_LARGE",
-                metadata={"events": str(ticks), "limit": str(MAX_TICKS_PER_MESSAGE)},
-            )
+            raise message_too_large(ticks)
         if feed_id and sequence < 1:
             raise InvalidInput(
                 "a message names a feed but has no sequence: a feed that names itself "

@@ -49,7 +49,6 @@ from domain.risk import RiskDecision, TradingState
 from engines.advisor.analyst import Analyst
 from engines.advisor.engine import AdvisorConfig, AdvisorEngine
 from engines.advisor.offline import OfflineAnalyst
-from engines.advisor.openai_analyst import openai_analyst
 from engines.bus import Sequencer
 from engines.clock import clock_from_name, datetime_to_ns
 from engines.core import Core
@@ -168,6 +167,10 @@ def build_analyst(settings: Settings) -> Analyst:
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
     if not key:
         return OfflineAnalyst()
+    # Imported only when asked for: the SDK takes about a second to import, which
+    # every start-up and every backtest would otherwise pay.
+    from engines.advisor.openai_analyst import openai_analyst
+
     return openai_analyst(
         key,
         settings.openai_base_url,

@@ -403,14 +403,23 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
                     feed_id = named
                 elif named != feed_id:
                     raise _another_feed(named, feed_id)
-                batch = self._reader.read(request.events, time.time_ns())
-                caused = self._core.ingest(
-                    batch,
-                    source=f"stream:{principal}",
-                    stream=stream,
-                    feed_id=named,
-                    sequence=sequence,
-                )
+                batch = self._reader.read_message(request, time.time_ns())
+                try:
+                    caused = self._core.ingest(
+                        batch,
+                        source=f"stream:{principal}",
+                        stream=stream,
+                        feed_id=named,
+                        sequence=sequence,
+                    )
+                except InvalidInput as exc:
+                    # The core names a tick by its place in the batch (an old tick
+                    # under the event clock); a columnar message's sender also
+                    # needs its series and its place there.
+                    located = validation.in_series(exc, request.series)
+                    if located is exc:
+                        raise
+                    raise located from exc
             except DuplicateMessage:
                 summary.duplicates_dropped += 1  # already accepted: nothing changed
                 index += 1

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
+from itertools import chain, repeat
+from typing import Any, TypeAlias, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from domain import numeric
 from domain.errors import InvalidInput
 from domain.market import MarketBatch
 from domain.orders import ManualOrder, OrderType, Side, TimeInForce
+from engines.bus import MAX_TICKS_PER_MESSAGE, message_too_large
 from trading.v1 import market_pb2
+from trading.v1 import trading_service_pb2 as pb
 
 T = TypeVar("T")
 SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,9}")
@@ -25,6 +31,12 @@ DEFAULT_PAGE_SIZE = 100
 # An error message travels in a gRPC trailer (with its ErrorInfo copy), which
 # clients cap at 16 KiB: a client's string is quoted at most this long.
 MAX_QUOTED = 40
+# A columnar message whose series average at least this many ticks converts each
+# series' arrays on their own (numpy copies a packed field in C); one of shorter
+# series chains them into one list first (a numpy call per series costs more).
+_DENSE_SERIES = 32
+# A SymbolSeries' fields, each read once: symbol, prices, volumes, timestamps_ns.
+_Series: TypeAlias = tuple[str, Sequence[float], Sequence[float], Sequence[int]]
 
 
 def quoted(value: str) -> str:
@@ -46,23 +58,46 @@ def symbol(value: str, where: str = "symbol") -> str:
 
 
 class MarketBatchReader:
-    """Turns `MarketEvent` messages into a columnar `MarketBatch`, refusing the whole
-    batch at the first bad event. Symbols already seen valid skip the regex.
+    """Turns a market-data message into a columnar `MarketBatch`, refusing the whole
+    message at the first bad tick. Symbols already seen valid skip the regex.
+
+    A message carries its ticks as rows (`MarketEvent`s, `read`) or as columns
+    (`SymbolSeries`, `read_series`); `read_message` takes either. Both forms go
+    through the same rules, in the same order (symbol, price and volume of each
+    tick, then the timestamps), so the same ticks give the same batch, or the
+    same refusal, whatever form they came in.
 
     Prices and volumes must lie in the numeric domain (`domain.numeric`): a price
     finite and in [MIN_PRICE, MAX_PRICE], a volume finite and in [MIN_VOLUME,
     MAX_VOLUME]. Anything else (NaN, ±inf, subnormals, 1.7e308, -0.0) is refused
     with BAD_MARKET_EVENT, its `event_index`, and a message naming the event,
-    the symbol, the value and the range allowed."""
+    the symbol, the value and the range allowed. A message of more than
+    MAX_TICKS_PER_MESSAGE ticks is refused (MESSAGE_TOO_LARGE) before any tick
+    of it is read."""
 
     def __init__(self, require_timestamp: bool, max_future_skew_ns: int) -> None:
         self.require_timestamp = require_timestamp
         self.max_future_skew_ns = max_future_skew_ns
         self._valid_symbols: set[str] = set()
 
+    def read_message(self, request: pb.StreamMarketDataRequest, now_ns: int) -> MarketBatch:
+        """A StreamMarketData message's ticks, from its events or its series (never both)."""
+        if request.events and request.series:
+            raise InvalidInput(
+                "the message carries both events (rows) and series (columns): send each "
+                "message's ticks in one form"
+            )
+        if request.series:
+            return self.read_series(request.series, now_ns)
+        if not request.events:
+            raise InvalidInput("the message has no events and no series: send at least one tick")
+        return self.read(request.events, now_ns)
+
     def read(self, events: Sequence[market_pb2.MarketEvent], now_ns: int) -> MarketBatch:
         if not events:
             raise InvalidInput("the batch has no events: send at least one")
+        if len(events) > MAX_TICKS_PER_MESSAGE:
+            raise message_too_large(len(events))
         # One pass pulls the fields out (each access of a message field costs as
         # much as the rest of the tick), then whole-column checks run in C: a sum
         # is NaN if any element is (min() and max() may skip a NaN, depending on
@@ -92,6 +127,51 @@ class MarketBatchReader:
             stamps_ns = self._check_stamps(events, stamps_ns, now_ns)
         return MarketBatch(symbols, prices, volumes, stamps_ns)
 
+    def read_series(self, series: Sequence[market_pb2.SymbolSeries], now_ns: int) -> MarketBatch:
+        """The columnar form: the series' ticks concatenated in message order, checked
+        by the same rules as `read`. The common all-good case costs a few numpy
+        passes over the arrays; only a message with a bad value is walked tick by
+        tick (by the row form's own code) to find the first one. An error names
+        the series, the tick's index in it and its event_index in the message."""
+        # Each access of a message field costs (upb wraps it), so each once.
+        parts = [(one.symbol, one.prices, one.volumes, one.timestamps_ns) for one in series]
+        counts = _series_shape(parts)
+        symbols: list[str] = []
+        for (sym, _, _, _), count in zip(parts, counts, strict=True):
+            symbols += [sym] * count
+        # Long series convert array by array in C; many short ones (one tick each,
+        # say) are cheaper chained into one list first.
+        dense = len(parts) == 1 or len(symbols) >= _DENSE_SERIES * len(parts)
+        prices = _column([p for _, p, _, _ in parts], np.float64, dense)
+        volumes = _column(
+            [
+                v if len(v) else (np.zeros(n) if dense else repeat(0.0, n))
+                for (_, _, v, _), n in zip(parts, counts, strict=True)
+            ],
+            np.float64,
+            dense,
+        )
+        stamps = _column([t for _, _, _, t in parts], np.int64, dense)
+        try:
+            if not (
+                {sym for sym, _, _, _ in parts} <= self._valid_symbols
+                and _all_within(prices, numeric.MIN_PRICE, numeric.MAX_PRICE)
+                and _all_within(volumes, numeric.MIN_VOLUME, numeric.MAX_VOLUME)
+            ):
+                self._find_bad_event(symbols, prices.tolist(), volumes.tolist())
+            stamps_ns: list[int] = stamps.tolist()
+            if not (
+                int(stamps.min()) > 0 and int(stamps.max()) <= now_ns + self.max_future_skew_ns
+            ):
+                # 0 is "no timestamp", as an unset MarketEvent.timestamp.
+                stamps_ns = [
+                    self._stamp(i, sym, stamp or None, now_ns)
+                    for i, (sym, stamp) in enumerate(zip(symbols, stamps_ns, strict=True))
+                ]
+        except InvalidInput as exc:
+            raise in_series(exc, series) from None
+        return MarketBatch(symbols, prices.tolist(), volumes.tolist(), stamps_ns)
+
     def _find_bad_event(
         self, symbols: list[str], prices: list[float], volumes: list[float]
     ) -> None:
@@ -120,27 +200,31 @@ class MarketBatchReader:
         self, events: Sequence[market_pb2.MarketEvent], stamps_ns: list[int], now_ns: int
     ) -> list[int]:
         """The slow path: some stamp is missing, malformed, negative or too far ahead."""
-        latest = now_ns + self.max_future_skew_ns
         checked = []
         for i, (event, stamp) in enumerate(zip(events, stamps_ns, strict=True)):
             if not event.HasField("timestamp"):
-                if self.require_timestamp:
-                    raise _event_error(
-                        i,
-                        f"event {i} ({event.symbol}): "
-                        "timestamp is required when TRADING_CLOCK=event",
-                    )
-                stamp = now_ns
-            elif not 0 <= event.timestamp.nanos < NS:
+                checked.append(self._stamp(i, event.symbol, None, now_ns))
+                continue
+            if not 0 <= event.timestamp.nanos < NS:
                 raise _event_error(
                     i,
                     f"event {i} ({event.symbol}): timestamp nanos must be 0 to 999999999, "
                     f"got {event.timestamp.nanos}",
                 )
-            elif not 0 <= stamp <= latest:
-                raise _event_error(i, self._bad_timestamp(i, event.symbol, stamp, now_ns))
-            checked.append(stamp)
+            checked.append(self._stamp(i, event.symbol, stamp, now_ns))
         return checked
+
+    def _stamp(self, i: int, sym: str, stamp: int | None, now_ns: int) -> int:
+        """The time of event `i`: its own (None: the sender gave none), or now."""
+        if stamp is None:
+            if self.require_timestamp:
+                raise _event_error(
+                    i, f"event {i} ({sym}): timestamp is required when TRADING_CLOCK=event"
+                )
+            return now_ns
+        if not 0 <= stamp <= now_ns + self.max_future_skew_ns:
+            raise _event_error(i, self._bad_timestamp(i, sym, stamp, now_ns))
+        return stamp
 
     def _bad_timestamp(self, i: int, sym: str, stamp: int, now_ns: int) -> str:
         if stamp < 0:
@@ -154,6 +238,99 @@ class MarketBatchReader:
 
 def _event_error(index: int, message: str) -> InvalidInput:
     return InvalidInput(message, reason="BAD_MARKET_EVENT", metadata={"event_index": str(index)})
+
+
+def _series_shape(parts: Sequence[_Series]) -> list[int]:
+    """Each series' tick count (its prices), once the message's shape is checked:
+    at most MAX_TICKS_PER_MESSAGE ticks in all, asked before any array is read
+    (so a huge array costs nothing), and in each series at least one tick, one
+    timestamp per price, and one volume per price or none."""
+    counts = [len(prices) for _, prices, _, _ in parts]
+    total = sum(counts)
+    if total > MAX_TICKS_PER_MESSAGE:
+        raise message_too_large(total)
+    start = 0
+    for index, ((sym, _, volumes, stamps), count) in enumerate(zip(parts, counts, strict=True)):
+        if count and len(stamps) == count and len(volumes) in (0, count):
+            start += count
+            continue
+        where = f"series {index} ({quoted(sym)})"
+        if count == 0:
+            raise _series_error(
+                index, 0, start, f"{where} has no ticks: send at least one price, or leave it out"
+            )
+        if len(stamps) != count:
+            raise _series_error(
+                index,
+                min(len(stamps), count),
+                start,
+                f"{where} has {count} prices but {len(stamps)} timestamps_ns: send one "
+                "timestamp per price (0 for none)",
+            )
+        raise _series_error(
+            index,
+            min(len(volumes), count),
+            start,
+            f"{where} has {count} prices but {len(volumes)} volumes: send one volume per "
+            "price, or none for volume 0",
+        )
+    return counts
+
+
+def _series_error(series: int, tick: int, start: int, message: str) -> InvalidInput:
+    return InvalidInput(
+        message,
+        reason="BAD_MARKET_EVENT",
+        metadata={
+            "event_index": str(start + tick),
+            "series_index": str(series),
+            "tick_index": str(tick),
+        },
+    )
+
+
+def in_series(error: InvalidInput, series: Sequence[market_pb2.SymbolSeries]) -> InvalidInput:
+    """An error about event `event_index` of a columnar message, located in its
+    series: "series 1 tick 4, " before the row form's own words ("event 104 (SPY):
+    ..."), and `series_index` and `tick_index` beside `event_index`. Errors that
+    name no event are returned as they are."""
+    index_text = error.metadata.get("event_index")
+    if index_text is None or "series_index" in error.metadata:
+        return error
+    index = int(index_text)
+    start = 0
+    for number, one in enumerate(series):
+        count = len(one.prices)
+        if index < start + count:
+            tick = index - start
+            return InvalidInput(
+                f"series {number} tick {tick}, {error}",
+                reason=error.reason,
+                metadata={
+                    **error.metadata,
+                    "series_index": str(number),
+                    "tick_index": str(tick),
+                },
+            )
+        start += count
+    return error
+
+
+def _column(
+    arrays: Sequence[Iterable[float] | Iterable[int]], dtype: type[np.generic], dense: bool
+) -> npt.NDArray[Any]:
+    """One column of the message: each series' packed array, end to end."""
+    if len(arrays) == 1:
+        return np.array(arrays[0], dtype=dtype)
+    if dense:
+        return np.concatenate([np.array(a, dtype=dtype) for a in arrays])
+    return np.array(list(chain.from_iterable(arrays)), dtype=dtype)
+
+
+def _all_within(values: npt.NDArray[np.float64], low: float, high: float) -> bool:
+    """Every value in [low, high]: the domain checks' bounds, over a whole column.
+    Written as "inside", so that NaN fails it."""
+    return bool(np.logical_and(values >= low, values <= high).all())
 
 
 @dataclass(frozen=True, slots=True)

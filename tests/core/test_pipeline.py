@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from audit.batch_codec import decode_batch
 from tests.conftest import RunningService
 from tests.support.market import SESSION_START, minute_ticks, sideways, v_reversal
 from trading.v1 import events_pb2, orders_pb2, risk_pb2
@@ -97,7 +98,7 @@ def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(
     ]
     assert json.loads(started.payload_json)["log_id"] in order.client_order_id
     # The small messages were journaled together, as one record, before the signal.
-    assert len(json.loads(market.payload_json)["batch"]["symbols"]) == 140
+    assert len(decode_batch(json.loads(market.payload_json)["batch"])) == 140
     assert client.verify_audit().ok
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from audit.batch_codec import decode_batch
 from tests.conftest import TOKEN, RunningService, StartService
 from tests.support.calls import TRADING_SERVICE
 from tests.support.tools import venv_tool
@@ -121,7 +122,7 @@ def test_simulate_market_event_with_a_timestamp_under_the_event_clock(
     seq = int(answer["seq"])
     (record,) = svc.client.query_audit(from_seq=seq, to_seq=seq)
     assert record.event_type == "MarketDataReceived"
-    assert json.loads(record.payload_json)["batch"]["symbols"] == ["SPY"]
+    assert decode_batch(json.loads(record.payload_json)["batch"]).symbols == ["SPY"]
 
 
 def test_a_refused_event_shows_the_reason(svc: RunningService) -> None:

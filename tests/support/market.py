@@ -41,6 +41,24 @@ def ticks(
     return [market_event(symbol, price, volume, start + k * step) for k, price in enumerate(prices)]
 
 
+def as_series(events: Sequence[market_pb2.MarketEvent]) -> list[market_pb2.SymbolSeries]:
+    """The same ticks in the columnar form: one SymbolSeries per run of consecutive
+    events of one symbol, in their order (an unset timestamp becomes 0), so the
+    service reads exactly the batch the events make."""
+    out: list[market_pb2.SymbolSeries] = []
+    for event in events:
+        if not out or out[-1].symbol != event.symbol:
+            out.append(market_pb2.SymbolSeries(symbol=event.symbol))
+        series = out[-1]
+        stamp = event.timestamp
+        series.timestamps_ns.append(
+            stamp.seconds * 1_000_000_000 + stamp.nanos if event.HasField("timestamp") else 0
+        )
+        series.prices.append(event.price)
+        series.volumes.append(event.volume)
+    return out
+
+
 def minute_ticks(
     symbol: str, prices: Iterable[float], start: datetime = SESSION_START
 ) -> list[market_pb2.MarketEvent]:
