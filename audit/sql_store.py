@@ -42,16 +42,16 @@ import sqlite3
 import stat
 import threading
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic.util.exc import CommandError
-from sqlalchemy import URL, Connection, Engine, Select, create_engine, event, select
+from sqlalchemy import URL, Connection, Engine, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from audit.chain import GENESIS, Sealer, check_query, to_utc, walk
+from audit.chain import GENESIS, Sealer, walk
 from audit.chain import MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES
 from audit.migrations import upgrade_connection, use_sqlalchemy_transactions
 from audit.records import (
@@ -63,6 +63,8 @@ from audit.records import (
     VerifyResult,
 )
 from audit.schema import audit_events
+from audit.sql_reads import RECORD_COLUMNS, select_records, stream_records
+from audit.sql_reads import describe_error as _describe
 from domain.errors import DomainError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,6 @@ _SUPPORTED = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
 _DEFAULT_DRIVER = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 1.0
-_READ_CHUNK_ROWS = 1000
-# Columns in AuditRecord's field order, so a result row is AuditRecord(*row).
-_RECORD_COLUMNS = [audit_events.c[name] for name in AuditRecord._fields]
 
 
 class StoreConfigError(DomainError):
@@ -107,13 +106,6 @@ def redact_url(raw: str) -> str:
         if colon:
             rest = f"{user}:***{rest[at:]}"
     return _SECRET_PARAM.sub(r"\1***", f"{scheme}{sep}{rest}")
-
-
-def _describe(exc: BaseException) -> str:
-    """One line saying what went wrong, without SQL text or driver tracebacks."""
-    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
-    lines = str(cause).strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
 
 
 _UNENCODED_AT = (
@@ -637,40 +629,7 @@ class SqlAlchemyEventStore:
         snapshot, so rows committed meanwhile are not part of the answer.
         """
         self._check_open()
-        check_query(query)
-        t = audit_events.c
-        stmt = select(*_RECORD_COLUMNS).order_by(t.seq)
-        if query.from_seq is not None:
-            stmt = stmt.where(t.seq >= query.from_seq)
-        if query.to_seq is not None:
-            stmt = stmt.where(t.seq <= query.to_seq)
-        if query.since is not None:
-            stmt = stmt.where(t.recorded_at >= to_utc("query since", query.since))
-        if query.until is not None:
-            stmt = stmt.where(t.recorded_at < to_utc("query until", query.until))
-        if query.event_types:
-            stmt = stmt.where(t.event_type.in_(sorted(query.event_types)))
-        for column, value in (
-            (t.symbol, query.symbol),
-            (t.order_id, query.order_id),
-            (t.idea_id, query.idea_id),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
-        return self._stream(stmt)
-
-    def _stream(self, stmt: Select[Any]) -> Generator[AuditRecord, None, None]:
-        # stream_results: a server-side cursor on PostgreSQL, so a million rows
-        # never sit in this process; sqlite3 steps through rows lazily anyway.
-        try:
-            with self._engine.connect() as connection:
-                result = connection.execution_options(
-                    stream_results=True, yield_per=_READ_CHUNK_ROWS
-                ).execute(stmt)
-                for row in result:
-                    yield AuditRecord(*row)
-        except sa_exc.DBAPIError as exc:
-            raise Unavailable(f"audit store unavailable: {_describe(exc)}") from exc
+        return stream_records(self._engine, select_records(query))
 
     def verify(self) -> VerifyResult:
         """Walk the committed log from seq 1; see audit.chain.walk.
@@ -680,7 +639,7 @@ class SqlAlchemyEventStore:
         """
         self._check_open()
         anchor = self._committed
-        rows = self._stream(select(*_RECORD_COLUMNS).order_by(audit_events.c.seq))
+        rows = stream_records(self._engine, select(*RECORD_COLUMNS).order_by(audit_events.c.seq))
         last_read = 0
 
         def reading() -> Iterator[AuditRecord]:

@@ -19,6 +19,11 @@ service prints one line naming the address instead. A reader that closes the
 output early (``tradectl audit query | head -1``) ends the command quietly,
 with 0.
 
+`backtest` (client/backtest/) and `replay` (client/audit_replay.py) run the
+core offline, on a data file and on a recorded audit log; they need no service
+and no token. `replay` exits 1 when the log does not reproduce, 3 when its hash
+chain is broken.
+
 `feed alpaca` (client/alpaca_feed.py) forwards Alpaca's live bars into the
 service; `data alpaca` (client/alpaca_history.py) downloads historical bars into
 the file format `stream` reads, and needs no token. Both read the ALPACA_*
@@ -44,6 +49,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from client import alpaca_feed, alpaca_history, render
+from client.audit_replay import add_replay_arguments, run_replay
 from client.backtest.command import add_backtest_arguments, run_backtest_command
 from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
 from client.sdk import TIMES_IN_FORCE, AuditFilters, TradingClient
@@ -538,7 +544,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_backtest_arguments(backtest)
     backtest.set_defaults(needs_service=False)
+    replay = command(
+        commands,
+        "replay",
+        _replay,
+        "check offline that a recorded audit log reproduces: its inputs through a fresh "
+        "core, record by record, naming the first that differs (no service needed)",
+    )
+    add_replay_arguments(replay)
+    replay.set_defaults(needs_service=False)
     return parser
+
+
+def _replay(_client: object, args: argparse.Namespace, _out: Printer) -> int:
+    return run_replay(args, sys.stdout, args.json)
 
 
 def _backtest(_client: object, args: argparse.Namespace, _out: Printer) -> int:
