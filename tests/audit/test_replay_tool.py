@@ -6,10 +6,12 @@ SQLite and PostgreSQL, then read without being written to."""
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import io
 import json
 import sqlite3
+from array import array
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -643,3 +645,48 @@ def test_tradectl_replay_is_wired_and_needs_no_service(
     assert main(["replay", "--from", f"sqlite:///{missing}"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "nothing.db" in error
+
+
+def _to_format_1(payload: dict[str, Any]) -> None:
+    """A market-data record as logs before format 2 held it (audit/batch_codec.py)."""
+    batch = decode_batch(payload["batch"])
+    payload["batch"] = {
+        "symbols": batch.symbols,
+        "prices_f64le": base64.b64encode(array("d", batch.prices).tobytes()).decode("ascii"),
+        "volumes_f64le": base64.b64encode(array("d", batch.volumes).tobytes()).decode("ascii"),
+        "timestamps_ns_i64le": base64.b64encode(array("q", batch.timestamps_ns).tobytes()).decode(
+            "ascii"
+        ),
+    }
+
+
+def test_a_log_written_before_format_2_still_verifies_and_replays(
+    session: str, calendar: Any
+) -> None:
+    market = [r.seq for r in of_type(session, "MarketDataReceived")]
+    for seq in market:
+        rewrite(session, seq, _to_format_1)
+    assert "prices_f64le" in of_type(session, "MarketDataReceived")[0].payload
+    with LogReader(session) as reader:
+        assert _verifies(reader)
+
+    report = replay_log(session, event_settings(), calendar=calendar)
+
+    assert report.reproduced, report.first_difference
+    assert report.older_format_records == len(market)
+    assert report.older_format_from == market[0]
+    assert any("format 2" in note for note in report.notes)
+
+    # And an input altered in the old format is still found.
+    [signal, *_] = of_type(session, "SignalGenerated")
+    tick = json.loads(signal.payload)["tick_index"]
+
+    def dearer(payload: dict[str, Any]) -> None:
+        prices = array("d", base64.b64decode(payload["batch"]["prices_f64le"]))
+        prices[tick] *= 1.01
+        payload["batch"]["prices_f64le"] = base64.b64encode(prices.tobytes()).decode("ascii")
+
+    rewrite(session, signal.caused_by, dearer)
+    altered = replay_log(session, event_settings(), calendar=calendar)
+    assert not altered.reproduced and altered.first_difference is not None
+    assert altered.first_difference.seq >= signal.caused_by
