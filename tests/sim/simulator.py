@@ -82,6 +82,10 @@ HOSTILE_PRICES = (5e-324, 1e-300, 0.0, -1.0, math.nan, math.inf, 1.7e308, 1e-4, 
 TICK_NS = 200_000_000
 
 
+_PER_SHARE = (Decimal("0.005"), Decimal("0.01"))
+_MINIMUM = (Decimal(0), Decimal(1))
+
+
 class SimulationFailure(AssertionError):
     def __init__(self, seed: int, step: int, what: str) -> None:
         super().__init__(
@@ -133,7 +137,14 @@ class Simulation:
         self.calendar = calendar
         self.steps = steps
         clock = "wall" if self.rng.random() < 0.1 else "event"
-        self.settings = Settings(trading_clock=clock, advisor_idea_ttl_seconds=60)
+        free = self.rng.random() < 0.5
+        self.settings = Settings(
+            trading_clock=clock,
+            advisor_idea_ttl_seconds=60,
+            # A commission on some seeds: fees are booked with fills and replayed.
+            paper_commission_per_share=Decimal(0) if free else self.rng.choice(_PER_SHARE),
+            paper_commission_minimum=Decimal(0) if free else self.rng.choice(_MINIMUM),
+        )
         self.reader = MarketBatchReader(require_timestamp=True, max_future_skew_ns=300 * NS)
         self.max_pending = self.rng.choice((50, 500, 100_000))
         self.store = FaultyStore(self.max_pending)
