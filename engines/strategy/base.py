@@ -5,9 +5,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
 
 from domain.orders import Side
+
+# A batch's columns: Python sequences (MarketBatch's lists) or numpy arrays
+# (columnar input); a strategy that vectorises converts them once per batch.
+Prices: TypeAlias = Sequence[float] | npt.NDArray[np.floating[Any]]
+Stamps: TypeAlias = Sequence[int] | npt.NDArray[np.integer[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +56,15 @@ class BaseStrategy(ABC):
     def process_market_events(
         self,
         symbol: str,
-        prices: Sequence[float],
-        timestamps_ns: Sequence[int],
+        prices: Prices,
+        timestamps_ns: Stamps,
         state: Any,
     ) -> list[tuple[int, SignalIntent]]:
         """Run a batch of one symbol's ticks, oldest first; return (position in the
         batch, intent) for each tick that produced one. Override it when a loop
-        with local variables beats one call per tick (the engine always calls this).
+        with local variables, or numpy over the whole batch, beats one call per
+        tick (the engine always calls this); the answers must be those of
+        `process_market_event` tick by tick, whatever the split into batches.
         Strategies never see the portfolio, so running ahead within a batch is safe."""
         crossings = []
         for k, (price, ts) in enumerate(zip(prices, timestamps_ns, strict=True)):

@@ -5,7 +5,15 @@
 
 import argparse
 
-from tests.bench import bench_audit, bench_health, bench_memory, bench_orders, bench_stream
+from tests.bench import (
+    bench_audit,
+    bench_backtest,
+    bench_crossover,
+    bench_health,
+    bench_memory,
+    bench_orders,
+    bench_stream,
+)
 
 BENCHES = {
     "stream": bench_stream.run,
@@ -13,6 +21,8 @@ BENCHES = {
     "health": bench_health.run,
     "memory": bench_memory.run,
     "orders": bench_orders.run,
+    "crossover": bench_crossover.run,
+    "backtest": bench_backtest.run,
 }
 
 if __name__ == "__main__":
