@@ -44,13 +44,20 @@ def encode_batch(batch: MarketBatch) -> str:
     index: dict[str, int] = {}
     names: list[bytes] = []
     runs = array("I")
-    for symbol, group in itertools.groupby(batch.symbols):
+    symbols = batch.symbols
+    # One symbol (a feed of one, a series): counted in C, not grouped tick by tick.
+    grouped = (
+        [(symbols[0], len(symbols))]
+        if symbols and symbols.count(symbols[0]) == len(symbols)
+        else ((symbol, len(list(group))) for symbol, group in itertools.groupby(symbols))
+    )
+    for symbol, ticks in grouped:
         code = index.get(symbol)
         if code is None:
             code = index[symbol] = len(names)
             names.append(symbol.encode("utf-8"))
         runs.append(code)
-        runs.append(sum(1 for _ in group))
+        runs.append(ticks)
     parts = [struct.pack("<I", len(names))]
     for name in names:
         if len(name) > _MAX_NAME:
