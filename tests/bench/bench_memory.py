@@ -1,6 +1,7 @@
-"""Server memory over a long StreamMarketData stream at 10,000 ticks per message:
-the resident set size of the service's process, sampled as the stream goes on.
-It should be flat once warm (the sequencer keeps identities, never payloads)."""
+"""Server memory over long StreamMarketData streams at 10,000 ticks per message, in
+rows (6M ticks) and in columns (50M ticks): the resident set size of the
+service's process, sampled as the stream goes on. It should be flat once warm
+(the sequencer keeps identities, never payloads)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,29 @@ import grpc
 import psutil
 
 from tests.bench.bench_stream import TOKEN, _serve_service, make_batches
+from tests.support.market import as_series
 from trading.v1 import trading_service_pb2 as pb
 from trading.v1 import trading_service_pb2_grpc as pb_grpc
 
 TICKS_PER_MESSAGE = 10_000
 MESSAGES = 600  # 6M ticks
+COLUMNAR_MESSAGES = 5_000  # 50M ticks
 SAMPLES = 12
 
 
 def run(out: Callable[[str], None] = print) -> None:
-    template = make_batches(TICKS_PER_MESSAGE * 10, TICKS_PER_MESSAGE)
+    rows = make_batches(TICKS_PER_MESSAGE * 10, TICKS_PER_MESSAGE)
+    _run(out, rows, MESSAGES, "rows")
+    columns = [pb.StreamMarketDataRequest(series=as_series(list(batch.events))) for batch in rows]
+    _run(out, columns, COLUMNAR_MESSAGES, "columns")
+
+
+def _run(
+    out: Callable[[str], None],
+    template: list[pb.StreamMarketDataRequest],
+    messages: int,
+    form: str,
+) -> None:
     ctx = mp.get_context("spawn")
     ports: Queue[int] = ctx.Queue()
     stop = ctx.Event()
@@ -35,12 +49,12 @@ def run(out: Callable[[str], None] = print) -> None:
         try:
             port = ports.get(timeout=60)
             server = psutil.Process(proc.pid)
-            curve = _stream(port, template, server)
+            curve = _stream(port, template, server, messages)
         finally:
             stop.set()
             proc.join(10)
-    total = MESSAGES * TICKS_PER_MESSAGE
-    out(f"Server RSS over {total:,} ticks at {TICKS_PER_MESSAGE:,} per message")
+    total = messages * TICKS_PER_MESSAGE
+    out(f"Server RSS over {total:,} ticks in {form} at {TICKS_PER_MESSAGE:,} per message")
     out(f"{'ticks':>12} {'RSS MiB':>9}")
     for ticks, rss in curve:
         out(f"{ticks:>12,} {rss / 2**20:>9.1f}")
@@ -49,13 +63,13 @@ def run(out: Callable[[str], None] = print) -> None:
 
 
 def _stream(
-    port: int, template: list[pb.StreamMarketDataRequest], server: psutil.Process
+    port: int, template: list[pb.StreamMarketDataRequest], server: psutil.Process, count: int
 ) -> list[tuple[int, int]]:
     curve: list[tuple[int, int]] = []
-    every = MESSAGES // SAMPLES
+    every = count // SAMPLES
 
     def messages() -> Iterator[pb.StreamMarketDataRequest]:
-        for n in range(MESSAGES):
+        for n in range(count):
             if n % every == 0:
                 curve.append((n * TICKS_PER_MESSAGE, server.memory_info().rss))
             yield template[n % len(template)]
