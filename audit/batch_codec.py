@@ -4,16 +4,17 @@ record's JSON.
 Format 2 (written since columnar market data; `{"data": "<base64>", "format": 2}`):
 all little-endian,
 
+    u32 n              ticks
     u32 symbols        distinct symbols, in order of first appearance
     per symbol:        u16 byte length, UTF-8 bytes
-    u32 runs           runs of consecutive ticks of one symbol
-    per run:           u32 symbol index, u32 ticks
+    u8 width           bytes per symbol code: 0 (one symbol: no codes), 1, 2 or 4
+    width x n          each tick's symbol, as its index in the table
     f64 x n            prices
     f64 x n            volumes
     i64 x n            timestamps (ns since the epoch; 0: none given)
 
-so that a batch of one symbol, or of one series per symbol as the columnar form
-sends them, names each symbol once instead of once a tick. The block is spliced
+so that a batch names each symbol once instead of once a tick, and a batch of one
+symbol (a feed of one, a series) carries no codes at all. The block is spliced
 into the record's canonical JSON as a string (base64 needs no escaping), so the
 payload is still exactly what `canonical_json` would give, at a fraction of the
 cost of encoding ten thousand strings and numbers one by one.
@@ -26,7 +27,6 @@ older logs verify (their bytes are untouched) and replay.
 from __future__ import annotations
 
 import base64
-import itertools
 import struct
 import sys
 from array import array
@@ -37,35 +37,28 @@ from domain.market import MarketBatch
 FORMAT: Final = 2
 _LITTLE: Final = sys.byteorder == "little"
 _MAX_NAME: Final = 0xFFFF
+# (array type code, bytes): the narrowest that holds every symbol's index.
+_CODE_WIDTHS: Final = (("B", 1), ("H", 2), ("I", 4))
 
 
 def encode_batch(batch: MarketBatch) -> str:
     """The base64 block of format 2."""
-    index: dict[str, int] = {}
-    names: list[bytes] = []
-    runs = array("I")
     symbols = batch.symbols
-    # One symbol (a feed of one, a series): counted in C, not grouped tick by tick.
-    grouped = (
-        [(symbols[0], len(symbols))]
-        if symbols and symbols.count(symbols[0]) == len(symbols)
-        else ((symbol, len(list(group))) for symbol, group in itertools.groupby(symbols))
-    )
-    for symbol, ticks in grouped:
-        code = index.get(symbol)
-        if code is None:
-            code = index[symbol] = len(names)
-            names.append(symbol.encode("utf-8"))
-        runs.append(code)
-        runs.append(ticks)
-    parts = [struct.pack("<I", len(names))]
+    names = list(dict.fromkeys(symbols))  # first appearance order, in C
+    parts = [struct.pack("<II", len(symbols), len(names))]
     for name in names:
-        if len(name) > _MAX_NAME:
-            raise ValueError(f"a symbol of {len(name)} bytes cannot be journaled")
-        parts.append(struct.pack("<H", len(name)))
-        parts.append(name)
-    parts.append(struct.pack("<I", len(runs) // 2))
-    parts.append(_bytes(runs))
+        raw = name.encode("utf-8")
+        if len(raw) > _MAX_NAME:
+            raise ValueError(f"a symbol of {len(raw)} bytes cannot be journaled")
+        parts.append(struct.pack("<H", len(raw)))
+        parts.append(raw)
+    if len(names) <= 1:
+        parts.append(b"\x00")
+    else:
+        code, width = next((c, w) for c, w in _CODE_WIDTHS if len(names) <= 1 << (8 * w))
+        index = {name: i for i, name in enumerate(names)}
+        parts.append(bytes((width,)))
+        parts.append(_bytes(array(code, map(index.__getitem__, symbols))))
     parts.append(_bytes(array("d", batch.prices)))
     parts.append(_bytes(array("d", batch.volumes)))
     parts.append(_bytes(array("q", batch.timestamps_ns)))
@@ -87,21 +80,25 @@ def decode_batch(value: dict[str, Any]) -> MarketBatch:
 
 
 def _decode_block(block: bytes) -> MarketBatch:
-    (count,) = struct.unpack_from("<I", block, 0)
-    at = 4
+    n, count = struct.unpack_from("<II", block, 0)
+    at = 8
     names = []
     for _ in range(count):
         (length,) = struct.unpack_from("<H", block, at)
         names.append(block[at + 2 : at + 2 + length].decode("utf-8"))
         at += 2 + length
-    (run_count,) = struct.unpack_from("<I", block, at)
-    at += 4
-    runs = _column("I", block[at : at + 8 * run_count])
-    at += 8 * run_count
-    symbols: list[str] = []
-    for code, ticks in zip(runs[::2], runs[1::2], strict=True):
-        symbols.extend(itertools.repeat(names[code], ticks))
-    n = len(symbols)
+    width = block[at]
+    at += 1
+    if width == 0:
+        if n and len(names) != 1:
+            raise ValueError("a market-data block without codes names more than one symbol")
+        symbols = names * n if n else []
+    else:
+        code = next((c for c, w in _CODE_WIDTHS if w == width), None)
+        if code is None:
+            raise ValueError(f"a market-data block with symbol codes of {width} bytes")
+        symbols = list(map(names.__getitem__, _column(code, block[at : at + width * n])))
+        at += width * n
     prices = _column("d", block[at : at + 8 * n])
     volumes = _column("d", block[at + 8 * n : at + 16 * n])
     stamps = _column("q", block[at + 16 * n : at + 24 * n])

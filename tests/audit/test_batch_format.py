@@ -89,9 +89,16 @@ def test_one_symbol_is_named_once_however_many_ticks() -> None:
     batch = MarketBatch(["SPY"] * 10_000, [1.0] * 10_000, [0.0] * 10_000, [1] * 10_000)
     block = base64.b64decode(encode_batch(batch))
     assert block.count(b"SPY") == 1
-    assert len(block) == 4 + 2 + 3 + 4 + 8 + 24 * 10_000
-    (count,) = struct.unpack_from("<I", block, 0)
-    assert count == 1
+    assert len(block) == 8 + 2 + 3 + 1 + 24 * 10_000  # no symbol codes at all
+    assert struct.unpack_from("<II", block, 0) == (10_000, 1)
+
+
+def test_interleaved_symbols_take_one_byte_a_tick() -> None:
+    symbols = [("SPY", "QQQ", "IWM")[i % 3] for i in range(999)]
+    batch = MarketBatch(symbols, [1.0] * 999, [0.0] * 999, [1] * 999)
+    block = base64.b64decode(encode_batch(batch))
+    assert len(block) == 8 + 3 * (2 + 3) + 1 + 999 + 24 * 999
+    assert decode_batch({"data": encode_batch(batch), "format": 2}).symbols == symbols
 
 
 def test_an_unknown_format_or_a_cut_block_is_refused() -> None:
