@@ -48,6 +48,8 @@ def equity_curve(data: MarketData, fills: Sequence[Fill], starting_cash: Decimal
     fill_ns = np.array([f.at_ns for f in fills], dtype=np.int64)
     slot = np.minimum(np.searchsorted(times, fill_ns, side="left"), len(times) - 1)
     flows = np.array([-float(f.signed_quantity * f.price + f.fee) for f in fills])
+    quantities = np.array([float(f.signed_quantity) for f in fills])
+    fill_symbols = np.array([f.symbol for f in fills], dtype=object)
     cash = start + np.cumsum(np.bincount(slot, weights=flows, minlength=len(times)))
     value = np.zeros(len(times))
     invested = np.zeros(len(times))
@@ -58,9 +60,10 @@ def equity_curve(data: MarketData, fills: Sequence[Fill], starting_cash: Decimal
         own_ns, own_prices = data.of(symbol)
         last = np.searchsorted(own_ns, times, side="right") - 1
         price = np.where(last >= 0, own_prices[np.maximum(last, 0)], 0.0)
-        mine = np.array([f.symbol == symbol for f in fills], dtype=bool)
-        quantities = np.array([float(f.signed_quantity) for f in fills])[mine]
-        position = np.cumsum(np.bincount(slot[mine], weights=quantities, minlength=len(times)))
+        mine = fill_symbols == symbol
+        position = np.cumsum(
+            np.bincount(slot[mine], weights=quantities[mine], minlength=len(times))
+        )
         value += position * price
         invested += np.abs(position * price)
         benchmark += np.where(last >= 0, share / own_prices[0] * price, share)

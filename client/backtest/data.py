@@ -5,6 +5,7 @@ Columns (names matched case-insensitively; ``--columns price=Close`` maps others
 
 * ``symbol``: the ticker (also ``ticker``). A file without one holds one symbol:
   ``symbol=`` names it (``--symbol``), else the file name does (``SPY.csv``: SPY).
+  Tickers are upper-cased, so ``spy`` and ``SPY`` are one symbol.
 * ``timestamp``: when the bar ends (also ``date``, ``datetime``, ``time``). ISO 8601
   with a UTC offset (``2024-03-05T15:00:00Z``), or a date alone (``2024-03-05``) for
   a daily bar, stamped as the bundled data and the demo stamp one: a minute before

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from client.backtest.metrics import Summary, rejected_codes
 from client.backtest.runner import BacktestResult
+from client.backtest.trades import RoundTrip
 from domain.orders import Side
 
 MAX_PLOT_POINTS: Final = 4000
@@ -108,25 +109,28 @@ def _file_safe(symbol: str) -> str:
     return symbol.replace("/", "_")
 
 
+def _trade_cells(t: RoundTrip) -> list[str]:
+    """One round trip as the CSV and the HTML table show it (TRADE_COLUMNS)."""
+    exit_price = "" if t.exit_price is None else str(t.exit_price.quantize(_FOUR))
+    return [
+        t.symbol,
+        "long" if t.side is Side.BUY else "short",
+        str(t.quantity),
+        iso(t.entry_ns),
+        str(t.entry_price.quantize(_FOUR)),
+        iso(t.exit_ns),
+        exit_price,
+        str(t.pnl.quantize(_FOUR)),
+        str(t.fees),
+        "yes" if t.open else "no",
+    ]
+
+
 def _write_trades(result: BacktestResult, path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(TRADE_COLUMNS)
-        for t in result.trades:
-            writer.writerow(
-                [
-                    t.symbol,
-                    "long" if t.side is Side.BUY else "short",
-                    t.quantity,
-                    iso(t.entry_ns),
-                    t.entry_price.quantize(_FOUR),
-                    iso(t.exit_ns),
-                    "" if t.exit_price is None else t.exit_price.quantize(_FOUR),
-                    t.pnl.quantize(_FOUR),
-                    t.fees,
-                    "yes" if t.open else "no",
-                ]
-            )
+        writer.writerows(_trade_cells(t) for t in result.trades)
     return path
 
 
@@ -298,16 +302,5 @@ audit log: {html.escape(verified)}.</p>
 
 def _trade_rows(result: BacktestResult) -> Iterator[str]:
     for t in result.trades:
-        cells = [
-            t.symbol,
-            "long" if t.side is Side.BUY else "short",
-            str(t.quantity),
-            iso(t.entry_ns),
-            f"{t.entry_price:.4f}",
-            iso(t.exit_ns),
-            "" if t.exit_price is None else f"{t.exit_price:.4f}",
-            f"{t.pnl:,.2f}",
-            f"{t.fees:,.2f}",
-            "yes" if t.open else "no",
-        ]
-        yield "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+        cells = "".join(f"<td>{html.escape(c)}</td>" for c in _trade_cells(t))
+        yield f"<tr>{cells}</tr>"

@@ -49,10 +49,6 @@ class RoundTrip:
     fees: Decimal
     open: bool = False
 
-    @property
-    def won(self) -> bool:
-        return self.pnl > 0
-
 
 @dataclass(slots=True)
 class _Building:

@@ -2,13 +2,14 @@
 fills, the in-memory audit chain) on one symbol, the cost of one signal, and the
 time from a cold `tradectl backtest` to its summary.
 
-Two paths (`BARS` bars, a fifth of that for the walk), stamped `STEP_NS` apart inside one regular NYSE session (the
-event clock judges market hours by them, so signals are approved, sized and
-filled): a seeded random walk, on which a 20/50 crossover crosses on about 2% of
-ticks, and a slow sine with a little noise, on which it crosses rarely (about
-0.1%). The risk limits are opened up (rates, repeats, the daily loss breaker) so
-that crossings trade rather than pile up as refusals; confidence still refuses
-the weak ones, as it would live. Each figure is the best of `ROUNDS`.
+Two paths (`BARS` bars, a fifth of that for the walk), stamped `STEP_NS` apart
+inside one regular NYSE session (the event clock judges market hours by them, so
+signals are approved, sized and filled): a seeded random walk, on which a 20/50
+crossover crosses on about 2% of ticks, and a slow sine with a little noise, on
+which it crosses rarely (about 0.1%). The risk limits are opened up (rates, repeats,
+the daily loss breaker) so that crossings trade rather than pile up as refusals;
+confidence still refuses the weak ones, as it would live. Each figure is the best of
+`ROUNDS`.
 
 The signal cost is measured as engines' own cost: a hand-made signal published
 through the core on the in-memory store, refused (its signal and decision rows)
@@ -32,6 +33,7 @@ from client.backtest.data import MarketData
 from client.backtest.runner import BacktestConfig, run_backtest
 from domain.orders import Side
 from server.bootstrap import load_calendar
+from tests.bench.bench_stream import RELAXED_RISK
 from tests.core.harness import Harness, make_harness
 from tests.support.market import SESSION_START
 
@@ -41,13 +43,6 @@ BARS: Final = 1_000_000
 STEP_NS: Final = 20_000_000  # 20 ms: a million bars in 5.6 hours of one session
 ROUNDS: Final = 2
 SIGNALS: Final = 2_000
-RISK: Final = """
-max_orders_per_window = 100000
-max_orders_per_symbol_per_window = 100000
-duplicate_window = 0.000001
-daily_loss_pct = 1
-max_positions_per_symbol = 1000
-"""
 
 
 def _path(kind: str) -> MarketData:
@@ -114,7 +109,7 @@ def run(out: Out) -> None:
     out("== backtest: one symbol, full gate, paper fills, memory audit ==")
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as folder:
         risk = Path(folder) / "risk.toml"
-        risk.write_text(RISK)
+        risk.write_text(RELAXED_RISK)
         for kind, label in (("walk", "random walk (~2% crossings)"), ("sine", "rare crossings")):
             data = _path(kind)
             rate, signals, fills = _bars_per_second(data, risk)
