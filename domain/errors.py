@@ -46,4 +46,16 @@ class PermissionDenied(DomainError):
 
 class ResourceExhausted(DomainError):
     """A capacity limit is reached (say, too many open streams); retrying once
-    something ends may succeed: RESOURCE_EXHAUSTED."""
+    something ends may succeed: RESOURCE_EXHAUSTED. `retry_after_seconds`, when
+    known (a rate limit), says how long to wait before a retry can succeed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        metadata: dict[str, str] | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after_seconds = retry_after_seconds

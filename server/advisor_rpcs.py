@@ -20,7 +20,6 @@ from engines.core import Core
 from server import translate as tr
 from server import validation
 from server.auth import Authenticator
-from server.errors import maps_domain_errors
 from trading.v1 import advisor_pb2
 from trading.v1 import trading_service_pb2 as pb
 
@@ -35,7 +34,6 @@ class AdvisorRpcs:
     _core: Core
     _auth: Authenticator
 
-    @maps_domain_errors
     def Analyze(
         self, request: pb.AnalyzeRequest, context: grpc.ServicerContext
     ) -> pb.AnalyzeResponse:
@@ -52,7 +50,6 @@ class AdvisorRpcs:
             analysis=tr.analysis_to_proto(analysis), ideas=[tr.idea_to_proto(i) for i in ideas]
         )
 
-    @maps_domain_errors
     def ListIdeas(
         self, request: pb.ListIdeasRequest, context: grpc.ServicerContext
     ) -> pb.ListIdeasResponse:
@@ -65,7 +62,6 @@ class AdvisorRpcs:
         records, next_token = requested.of(self._durably(lambda: self._core.advisor.ideas(state)))
         return pb.ListIdeasResponse(ideas=[_idea(r) for r in records], next_page_token=next_token)
 
-    @maps_domain_errors
     def GetIdea(
         self, request: pb.GetIdeaRequest, context: grpc.ServicerContext
     ) -> pb.GetIdeaResponse:
@@ -73,7 +69,6 @@ class AdvisorRpcs:
         record = self._durably(lambda: self._core.advisor.get(request.idea_id))
         return pb.GetIdeaResponse(idea=_idea(record))
 
-    @maps_domain_errors
     def DecideIdea(
         self, request: pb.DecideIdeaRequest, context: grpc.ServicerContext
     ) -> pb.DecideIdeaResponse:

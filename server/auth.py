@@ -3,26 +3,26 @@ reflection.
 
 Each token belongs to a principal (a person or a program) with roles. With only
 TRADING_API_KEY set there is one principal, `operator`, with every role; a
-tokens file (TRADING_TOKENS_FILE) names several, so that the audit log records
-who did what, and a read-only viewer cannot halt trading or approve an idea.
+tokens file (TRADING_TOKENS_FILE, see server/tokens.py) names several, so that
+the audit log records who did what, and a read-only viewer cannot halt trading
+or approve an idea. The interceptor chain (server/interceptors/) authenticates
+every call with `Authenticator` and checks `Principal.may_call`.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import os
-import stat
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import grpc
 
 from domain.errors import Unauthenticated
-from server.handlers import Handler, with_behavior
+from server.tokens import TokenEntry, TokensFileError, digest, read_tokens_file
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ OPEN_SERVICES = (
 class Principal:
     name: str
     roles: frozenset[str]
+    key_id: str = ""  # which of the principal's keys was presented (never the key)
 
     def may_call(self, method: str) -> bool:
         """`method` is the full gRPC path, /trading.v1.TradingService/Name."""
@@ -78,69 +79,46 @@ class Principal:
         return bool(self.roles & METHOD_ROLES.get(method.rsplit("/", 1)[-1], frozenset()))
 
 
-INSECURE_TOKENS_FILE_BITS = 0o027
-"""Group write or any access by others: whoever has it could read every token or add
-one. The owner (and a group, read-only) is all a tokens file should allow."""
-
-
-def check_tokens_file_mode(path: Path, *, allow_insecure: bool = False) -> None:
-    """Refuse (ValueError) a tokens file that its group may write or others may read or
-    write; with `allow_insecure` (TRADING_TOKENS_FILE_ALLOW_INSECURE) only warn, loudly.
-    Nothing is checked where file modes mean nothing (Windows)."""
-    if os.name != "posix":
-        return
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError as exc:
-        raise ValueError(f"TRADING_TOKENS_FILE {path}: cannot read it: {exc}") from None
-    if not mode & INSECURE_TOKENS_FILE_BITS:
-        return
-    problem = (
-        f"TRADING_TOKENS_FILE {path} is mode {mode:o}: "
-        f"{'others' if mode & 0o007 else 'its group'} can "
-        f"{'read' if mode & 0o004 else 'change'} the tokens"
-    )
-    if not allow_insecure:
-        raise ValueError(
-            f"{problem}; make it owner-only (chmod 600 {path}), or set "
-            "TRADING_TOKENS_FILE_ALLOW_INSECURE=true to accept it anyway"
-        )
-    log.warning("%s; accepted because TRADING_TOKENS_FILE_ALLOW_INSECURE is set", problem)
-
-
-def load_tokens_file(path: Path, *, allow_insecure: bool = False) -> dict[str, Principal]:
-    """Tokens from a JSON file: {"alice": {"token": "...", "roles": ["operator"]}, ...}.
-    Raises ValueError with a message naming the problem, also when the file's mode lets
-    others read it (see check_tokens_file_mode)."""
-    check_tokens_file_mode(path, allow_insecure=allow_insecure)
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"TRADING_TOKENS_FILE {path}: cannot read it: {exc}") from None
-    if not isinstance(entries, dict) or not entries:
-        raise ValueError(f"TRADING_TOKENS_FILE {path}: expected an object of principals")
-    tokens: dict[str, Principal] = {}
-    for name, entry in entries.items():
-        token = entry.get("token") if isinstance(entry, dict) else None
-        roles = entry.get("roles") if isinstance(entry, dict) else None
-        if not isinstance(token, str) or len(token) < 16:
-            raise ValueError(f"TRADING_TOKENS_FILE: {name}: token must be at least 16 characters")
-        if not isinstance(roles, list) or not roles or not set(roles) <= ROLES:
-            known = ", ".join(sorted(ROLES))
-            raise ValueError(f"TRADING_TOKENS_FILE: {name}: roles must be a list of {known}")
-        if token in tokens:
-            raise ValueError(f"TRADING_TOKENS_FILE: {name}: token is shared with another principal")
-        tokens[token] = Principal(name, frozenset(roles))
-    return tokens
-
-
 class Authenticator:
-    """Maps bearer tokens to principals, comparing in constant time."""
+    """Maps bearer tokens to principals by their SHA-256 digests, compared in
+    constant time against every live key.
 
-    def __init__(self, tokens: dict[str, Principal]) -> None:
-        if not tokens:
+    `tokens` are fixed keys (TRADING_API_KEY's operator). `tokens_file` is read at
+    start (a bad file stops the start) and read again whenever it changes (checked
+    on every call, a stat) or when `reload` is called (SIGHUP), so a key created,
+    revoked or expired takes effect on the next call, with no restart. If a changed
+    file cannot be read, every key of the file is refused until it can: a revoked
+    key must not live on because an edit went wrong. The fixed keys still work."""
+
+    def __init__(
+        self,
+        tokens: Mapping[str, Principal] | None = None,
+        *,
+        tokens_file: Path | None = None,
+        allow_insecure: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._fixed = [
+            TokenEntry(p.key_id or "operator", p.name, p.roles, digest(t))
+            for t, p in (tokens or {}).items()
+        ]
+        self._file = tokens_file
+        self._allow_insecure = allow_insecure
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._file_keys: list[TokenEntry] = []
+        self._seen: tuple[int, int, int] | None = None
+        if tokens_file is not None:
+            self._file_keys = read_tokens_file(tokens_file, ROLES, allow_insecure=allow_insecure)
+            self._seen = self._signature()
+        if not self._fixed and not self._file_keys:
             raise ValueError("at least one token is needed")
-        self._tokens = [(t.encode(), principal) for t, principal in tokens.items()]
+
+    def reload(self) -> None:
+        """Read the tokens file again now (SIGHUP), whether or not it looks changed."""
+        with self._lock:
+            self._seen = None
+        self._refresh()
 
     def principal(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> Principal:
         headers = [v for k, v in metadata or () if k == "authorization"]
@@ -153,54 +131,55 @@ class Authenticator:
                 "send exactly one 'authorization: Bearer <token>'"
             )
         header = headers[0]
-        text = header.decode() if isinstance(header, bytes) else header
+        text = header.decode(errors="replace") if isinstance(header, bytes) else header
         scheme, _, token = text.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
-        presented = token.strip().encode()
-        found = None
-        for known, principal in self._tokens:
-            # Compare against every token so timing does not reveal which one matched.
-            if hmac.compare_digest(presented, known):
-                found = principal
+        presented = digest(token.strip()).encode()
+        self._refresh()
+        now = self._clock()
+        found: TokenEntry | None = None
+        for entry in (*self._fixed, *self._file_keys):
+            # Compare against every key so timing does not reveal which one matched.
+            if hmac.compare_digest(presented, entry.sha256.encode()):
+                found = entry
         if found is None:
             raise Unauthenticated("the bearer token is not valid")
-        return found
+        if not found.usable_at(now):
+            # Said plainly: the caller holds a real key and needs to know to replace it.
+            raise Unauthenticated(f"the bearer token (key {found.id}) is {found.state(now)}")
+        return Principal(found.principal, found.roles, found.id)
 
     def of(self, context: grpc.ServicerContext) -> str:
         """The caller's name, as recorded in the audit log."""
         return self.principal(context.invocation_metadata()).name
 
-
-def _refusing(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
-    def refuse(request: Any, context: grpc.ServicerContext) -> None:
-        context.abort(code, message)
-
-    return with_behavior(handler, refuse)
-
-
-class AuthInterceptor(grpc.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator) -> None:
-        self._auth = authenticator
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        method: str = handler_call_details.method
-        if handler is None or method.startswith(OPEN_SERVICES):
-            return handler
+    def _signature(self) -> tuple[int, int, int] | None:
+        assert self._file is not None
         try:
-            principal = self._auth.principal(handler_call_details.invocation_metadata)
-        except Unauthenticated as exc:
-            return _refusing(handler, grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        if not principal.may_call(method):
-            roles = ", ".join(sorted(principal.roles))
-            return _refusing(
-                handler,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"{principal.name} ({roles}) may not call {method.rsplit('/', 1)[-1]}",
-            )
-        return handler
+            st = self._file.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _refresh(self) -> None:
+        if self._file is None:
+            return
+        signature = self._signature()
+        if signature is not None and signature == self._seen:
+            return
+        with self._lock:
+            if signature is not None and signature == self._seen:
+                return
+            try:
+                keys = read_tokens_file(self._file, ROLES, allow_insecure=self._allow_insecure)
+            except TokensFileError as exc:
+                if self._file_keys or self._seen is not None:
+                    log.error(
+                        "tokens file changed and cannot be used; its keys are refused: %s", exc
+                    )
+                self._file_keys, self._seen = [], signature
+                return
+            live = sum(k.usable_at(self._clock()) for k in keys)
+            log.info("tokens file %s read: %d keys, %d live", self._file, len(keys), live)
+            self._file_keys, self._seen = keys, signature

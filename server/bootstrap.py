@@ -61,15 +61,19 @@ from engines.risk.rules import default_rules
 from engines.strategy.engine import StrategyEngine
 from engines.strategy.ma_crossover import MovingAverageCrossoverStrategy
 from engines.strategy.sizing import FractionOfEquitySizer
-from server.auth import ROLES, Authenticator, AuthInterceptor, Principal, load_tokens_file
+from server.auth import ROLES, Authenticator, Principal
 from server.broker_factory import LEASE_KEY, build_broker
 from server.broker_supervisor import BrokerSupervisor, parse_order_timeouts
-from server.decoding import DecodeErrorInterceptor
 from server.event_stream import EventHub
+from server.interceptors.access_log import AccessLog, open_access_log
+from server.interceptors.allow_list import AllowList, parse_networks
+from server.interceptors.call import CallObserver
+from server.interceptors.chain import CallChain
+from server.interceptors.rate_limit import RateLimiter
 from server.servicer import TradingServicer
 from server.settings import Settings
 from server.store_outage import StoreOutageGuard
-from server.stream_limits import Capacity, ConnectionLimits, StreamLimiter, StreamLimitInterceptor
+from server.stream_limits import Capacity, ConnectionLimits, StreamLimiter
 from server.validation import NS, MarketBatchReader
 from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
 
@@ -309,9 +313,11 @@ class Service:
     hub: EventHub
     health: health.HealthServicer
     outage_guard: StoreOutageGuard
+    auth: Authenticator
     anchors: AnchorWriter | None = None
     supervisor: BrokerSupervisor | None = None
     lease: Lease | None = None
+    access_log: AccessLog | None = None
 
     def stop(self, grace: float | None = 2.0) -> None:
         """Shut down in order. Health says NOT_SERVING for every service first (and
@@ -347,6 +353,8 @@ class Service:
         if self.lease is not None:
             self.lease.release()
         log.info("shutdown: audit log flushed and closed at seq %d", self.store.last_seq())
+        if self.access_log is not None:
+            self.access_log.close()
 
 
 def create_server(
@@ -359,16 +367,12 @@ def create_server(
 ) -> Service:
     """Build everything and bind `address` (port 0 picks a free one); not started yet.
     `token` is the operator's (TRADING_API_KEY); TRADING_TOKENS_FILE may add others."""
-    tokens = (
-        load_tokens_file(
-            settings.trading_tokens_file,
-            allow_insecure=settings.trading_tokens_file_allow_insecure,
-        )
-        if settings.trading_tokens_file
-        else {}
+    # A bad tokens file stops the start, before anything is opened.
+    auth = Authenticator(
+        {token: Principal("operator", ROLES, "operator")} if token else {},
+        tokens_file=settings.trading_tokens_file,
+        allow_insecure=settings.trading_tokens_file_allow_insecure,
     )
-    if token:
-        tokens[token] = Principal("operator", ROLES)
     order_timeouts = parse_order_timeouts(settings.trading_order_timeouts)
     broker = build_broker(settings)  # BrokerConfigError: the service does not start
     lease: Lease | None = None
@@ -397,7 +401,6 @@ def create_server(
         lease=lease,
     )
     supervisor.check()  # the start-up reconciliation: halted (and retried) if it cannot run
-    auth = Authenticator(tokens)
     hub = EventHub(store)
     reader = MarketBatchReader(
         require_timestamp=settings.trading_clock == "event",
@@ -417,14 +420,12 @@ def create_server(
         handshake_timeout_s=settings.trading_handshake_timeout_seconds,
         max_message_bytes=settings.trading_max_message_bytes,
     )
+    access_log_logger = open_access_log(settings.trading_access_log)
+    access_log = AccessLog(access_log_logger) if access_log_logger is not None else None
+    observers: list[CallObserver] = [access_log] if access_log is not None else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=capacity.worker_threads, thread_name_prefix="rpc"),
-        # Outermost first: a call refused for its credentials never takes a stream slot.
-        interceptors=[
-            AuthInterceptor(auth),
-            StreamLimitInterceptor(StreamLimiter(capacity), auth),
-            DecodeErrorInterceptor(),
-        ],
+        interceptors=[_call_chain(settings, auth, StreamLimiter(capacity), observers)],
         options=connections.grpc_options(),
         maximum_concurrent_rpcs=capacity.max_concurrent_rpcs,
     )
@@ -443,7 +444,35 @@ def create_server(
         raise OSError(f"could not bind {address}")
     supervisor.start()
     return Service(
-        server, port, core, store, hub, health_servicer, guard, anchors, supervisor, lease
+        server,
+        port,
+        core,
+        store,
+        hub,
+        health_servicer,
+        guard,
+        auth,
+        anchors,
+        supervisor,
+        lease,
+        access_log,
+    )
+
+
+def _call_chain(
+    settings: Settings,
+    auth: Authenticator,
+    streams: StreamLimiter,
+    observers: list[CallObserver],
+) -> CallChain:
+    allowed = settings.trading_allowed_clients
+    rate = settings.trading_rate_limit_per_second
+    return CallChain(
+        auth,
+        streams,
+        allow_list=AllowList(parse_networks(allowed)) if allowed else None,
+        rate_limit=RateLimiter(rate, settings.trading_rate_limit_burst) if rate > 0 else None,
+        observers=observers,
     )
 
 

@@ -1,15 +1,15 @@
-"""Domain errors to gRPC status codes, in one place."""
+"""Domain errors to gRPC status codes, in one place: the interceptor chain
+(server/interceptors/chain.py) calls `abort` for every DomainError a call raises,
+whether from a gate (allow-list, authentication, rate or stream limits) or from
+the servicer."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -29,8 +29,6 @@ STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def status_of(exc: errors.DomainError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
@@ -41,41 +39,34 @@ def status_of(exc: errors.DomainError) -> grpc.StatusCode:
 
 def abort(context: grpc.ServicerContext, exc: errors.DomainError) -> NoReturn:
     """End the call with the error's status; a stable reason and its facts travel
-    as a google.rpc.ErrorInfo detail, for programs to act on."""
+    as a google.rpc.ErrorInfo detail, for programs to act on, and the wait before a
+    retry (a rate limit's) as a google.rpc.RetryInfo."""
     code = status_of(exc)
-    if not exc.reason:
+    details: list[any_pb2.Any] = []
+    if exc.reason:
+        details.append(
+            _packed(
+                error_details_pb2.ErrorInfo(
+                    reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata
+                )
+            )
+        )
+    retry_after = exc.retry_after_seconds if isinstance(exc, errors.ResourceExhausted) else None
+    if retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, round(retry_after * 1e9)))
+        details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
+    if not details:
         context.abort(code, str(exc))
     else:
-        info = error_details_pb2.ErrorInfo(
-            reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata
-        )
-        detail = any_pb2.Any()
-        detail.Pack(info)
-        status = status_pb2.Status(code=code.value[0], message=str(exc), details=[detail])
+        status = status_pb2.Status(code=code.value[0], message=str(exc), details=details)
         # What abort_with_status does, spelled out so grpc_testing's context can do it too.
         context.set_trailing_metadata(rpc_status.to_status(status).trailing_metadata)
         context.abort(code, str(exc))
     raise AssertionError("unreachable: context.abort raises")
 
 
-def maps_domain_errors(method: F) -> F:
-    """Wrap a servicer method (unary or streaming) so a DomainError becomes its status."""
-    if inspect.isgeneratorfunction(method):
-
-        @functools.wraps(method)
-        def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            try:
-                yield from method(self, request, context)
-            except errors.DomainError as exc:
-                abort(context, exc)
-
-        return streaming  # type: ignore[return-value]
-
-    @functools.wraps(method)
-    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return method(self, request, context)
-        except errors.DomainError as exc:
-            abort(context, exc)
-
-    return unary  # type: ignore[return-value]
+def _packed(message: error_details_pb2.ErrorInfo | error_details_pb2.RetryInfo) -> any_pb2.Any:
+    detail = any_pb2.Any()
+    detail.Pack(message)
+    return detail

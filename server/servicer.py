@@ -20,7 +20,6 @@ from server import translate as tr
 from server import validation
 from server.advisor_rpcs import AdvisorRpcs
 from server.auth import Authenticator
-from server.errors import maps_domain_errors
 from server.event_stream import EventHub, read_in_chunks
 from trading.v1 import risk_pb2
 from trading.v1 import trading_service_pb2 as pb
@@ -48,7 +47,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
 
     # --- status ------------------------------------------------------------------
 
-    @maps_domain_errors
     def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.ServicerContext
     ) -> pb.GetStatusResponse:
@@ -106,7 +104,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
 
     # --- strategies ----------------------------------------------------------------
 
-    @maps_domain_errors
     def ListStrategies(
         self, request: pb.ListStrategiesRequest, context: grpc.ServicerContext
     ) -> pb.ListStrategiesResponse:
@@ -121,13 +118,11 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         self._core.bus.flush()  # an operator action is durable before it is confirmed
         return tr.strategy_to_proto(info)
 
-    @maps_domain_errors
     def ActivateStrategy(
         self, request: pb.ActivateStrategyRequest, context: grpc.ServicerContext
     ) -> pb.ActivateStrategyResponse:
         return pb.ActivateStrategyResponse(strategy=self._set_strategy(request.name, True, context))
 
-    @maps_domain_errors
     def DeactivateStrategy(
         self, request: pb.DeactivateStrategyRequest, context: grpc.ServicerContext
     ) -> pb.DeactivateStrategyResponse:
@@ -137,7 +132,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
 
     # --- risk ----------------------------------------------------------------------
 
-    @maps_domain_errors
     def GetRiskStatus(
         self, request: pb.GetRiskStatusRequest, context: grpc.ServicerContext
     ) -> pb.GetRiskStatusResponse:
@@ -178,7 +172,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         self._core.bus.flush()  # an operator action is durable before it is confirmed
         return change
 
-    @maps_domain_errors
     def ActivateRisk(
         self, request: pb.ActivateRiskRequest, context: grpc.ServicerContext
     ) -> pb.ActivateRiskResponse:
@@ -186,7 +179,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         change = self._set_operator_state(TradingState.ACTIVE, reason, context)
         return pb.ActivateRiskResponse(trading=tr.trading_status_to_proto(change.trading))
 
-    @maps_domain_errors
     def DeactivateRisk(
         self, request: pb.DeactivateRiskRequest, context: grpc.ServicerContext
     ) -> pb.DeactivateRiskResponse:
@@ -194,7 +186,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         change = self._set_operator_state(TradingState.HALTED, reason, context)
         return pb.DeactivateRiskResponse(trading=tr.trading_status_to_proto(change.trading))
 
-    @maps_domain_errors
     def SetTradingState(
         self, request: pb.SetTradingStateRequest, context: grpc.ServicerContext
     ) -> pb.SetTradingStateResponse:
@@ -227,7 +218,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             message=change.message,
         )
 
-    @maps_domain_errors
     def Flatten(
         self, request: pb.FlattenRequest, context: grpc.ServicerContext
     ) -> pb.FlattenResponse:
@@ -242,7 +232,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             deferred_symbols=report.deferred,
         )
 
-    @maps_domain_errors
     def UpdateRiskLimits(
         self, request: pb.UpdateRiskLimitsRequest, context: grpc.ServicerContext
     ) -> pb.UpdateRiskLimitsResponse:
@@ -254,7 +243,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         self._core.bus.flush()
         return pb.UpdateRiskLimitsResponse(limits=config.as_limits(), previous=previous)
 
-    @maps_domain_errors
     def CheckOrder(
         self, request: pb.CheckOrderRequest, context: grpc.ServicerContext
     ) -> pb.CheckOrderResponse:
@@ -274,7 +262,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             reduces_position=reduces,
         )
 
-    @maps_domain_errors
     def SubmitOrder(
         self, request: pb.SubmitOrderRequest, context: grpc.ServicerContext
     ) -> pb.SubmitOrderResponse:
@@ -301,7 +288,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
 
     # --- execution -------------------------------------------------------------------
 
-    @maps_domain_errors
     def GetExecutionStatus(
         self, request: pb.GetExecutionStatusRequest, context: grpc.ServicerContext
     ) -> pb.GetExecutionStatusResponse:
@@ -335,7 +321,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         with self._core.bus.reading():
             return requested.of(self._core.execution.orders(open_only=open_only, symbol=symbol))
 
-    @maps_domain_errors
     def ListActiveOrders(
         self, request: pb.ListActiveOrdersRequest, context: grpc.ServicerContext
     ) -> pb.ListActiveOrdersResponse:
@@ -346,7 +331,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             orders=[tr.order_to_proto(o) for o in orders], next_page_token=token
         )
 
-    @maps_domain_errors
     def ListOrderHistory(
         self, request: pb.ListOrderHistoryRequest, context: grpc.ServicerContext
     ) -> pb.ListOrderHistoryResponse:
@@ -357,7 +341,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             orders=[tr.order_to_proto(o) for o in orders], next_page_token=token
         )
 
-    @maps_domain_errors
     def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.ServicerContext
     ) -> pb.CancelOrderResponse:
@@ -366,13 +349,11 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         self._core.bus.flush()
         return pb.CancelOrderResponse(order=tr.order_to_proto(order))
 
-    @maps_domain_errors
     def GetAccount(
         self, request: pb.GetAccountRequest, context: grpc.ServicerContext
     ) -> pb.GetAccountResponse:
         return pb.GetAccountResponse(account=tr.account_to_proto(self._core.account()))
 
-    @maps_domain_errors
     def ListPositions(
         self, request: pb.ListPositionsRequest, context: grpc.ServicerContext
     ) -> pb.ListPositionsResponse:
@@ -381,7 +362,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
 
     # --- market data -------------------------------------------------------------------
 
-    @maps_domain_errors
     def StreamMarketData(
         self, request_iterator: Iterable[pb.StreamMarketDataRequest], context: grpc.ServicerContext
     ) -> pb.StreamMarketDataResponse:
@@ -484,7 +464,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
             metadata={**exc.metadata, "cause": exc.reason, **_accepted(index, summary, feed_id)},
         )
 
-    @maps_domain_errors
     def SimulateMarketEvent(
         self, request: pb.SimulateMarketEventRequest, context: grpc.ServicerContext
     ) -> pb.SimulateMarketEventResponse:
@@ -513,7 +492,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
 
     # --- events and audit -----------------------------------------------------------------
 
-    @maps_domain_errors
     def SubscribeEvents(
         self, request: pb.SubscribeEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.SubscribeEventsResponse]:
@@ -525,7 +503,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         for event in self._hub.subscribe(types, symbols, from_seq, context.is_active):
             yield pb.SubscribeEventsResponse(event=event)
 
-    @maps_domain_errors
     def QueryAudit(
         self, request: pb.QueryAuditRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.QueryAuditResponse]:
@@ -560,7 +537,6 @@ class TradingServicer(AdvisorRpcs, pb_grpc.TradingServiceServicer):
         for record in read_in_chunks(self._store, query, context.is_active):
             yield pb.QueryAuditResponse(record=tr.audit_record_to_proto(record))
 
-    @maps_domain_errors
     def VerifyAudit(
         self, request: pb.VerifyAuditRequest, context: grpc.ServicerContext
     ) -> pb.VerifyAuditResponse:

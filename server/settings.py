@@ -9,6 +9,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from server.interceptors.allow_list import parse_networks
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
@@ -117,6 +119,25 @@ class Settings(BaseSettings):
         le=64 * 1024 * 1024,
         description="largest request message accepted (RESOURCE_EXHAUSTED above it)",
     )
+    # Who may call, and how often (server/interceptors/).
+    trading_allowed_clients: str | None = Field(
+        None,
+        description="comma-separated CIDR blocks or addresses calls may come from "
+        "(10.0.0.0/8, ::1); unset: any address. Checked before authentication",
+    )
+    trading_access_log: str = Field(
+        "-",
+        description="one JSON line per RPC: '-' standard error, 'off', or a file path",
+    )
+    trading_rate_limit_per_second: float = Field(
+        200,
+        ge=0,
+        description="calls each principal may make a second, on average (0: no limit); "
+        "a stream is one call",
+    )
+    trading_rate_limit_burst: int = Field(
+        400, ge=1, description="calls a principal may make at once, above the average rate"
+    )
     trading_shutdown_grace_seconds: float = Field(
         10,
         ge=0,
@@ -197,6 +218,13 @@ class Settings(BaseSettings):
         gt=0,
         description="an approval is refused when the price moved more than this since the idea",
     )
+
+    @field_validator("trading_allowed_clients")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_networks(value)  # ValueError names the bad entry
+        return value
 
     @field_validator("trading_strategy_symbols", mode="before")
     @classmethod

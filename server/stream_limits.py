@@ -5,7 +5,7 @@ servicer's behaviour runs, so an idle long-lived call holds a thread for as
 long as it stays open: with a fixed pool, a handful of idle SubscribeEvents
 left nothing for the health check. Three things keep capacity for everyone:
 
-* `StreamLimitInterceptor` counts every streaming call (client-, server- or
+* `StreamLimiter`, a step of the interceptor chain, counts every streaming call (client-, server- or
   bidi-streaming: StreamMarketData, SubscribeEvents, QueryAudit, and the
   standard health Watch and reflection streams, which hold a thread just the
   same) per principal and in total, and refuses one over a cap at once with
@@ -25,16 +25,9 @@ giving it back twice is harmless.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import grpc
-
-from domain.errors import ResourceExhausted, Unauthenticated
-from server.auth import Authenticator
-from server.errors import abort
-from server.handlers import Behavior, Handler, behavior_of, with_behavior
+from domain.errors import ResourceExhausted
 
 STREAM_LIMIT = "STREAM_LIMIT"
 # The bucket of streams opened without a valid token, which only the open
@@ -223,88 +216,3 @@ def _refusal(
             "max_streams": str(cap),
         },
     )
-
-
-class StreamLimitInterceptor(grpc.ServerInterceptor):
-    """Puts every streaming call under the limiter's caps; unary calls pass untouched.
-
-    It sits inside AuthInterceptor, so a call refused for its credentials never
-    takes a slot, and it names the principal the same way the audit log does."""
-
-    def __init__(self, limiter: StreamLimiter, authenticator: Authenticator) -> None:
-        self._limiter = limiter
-        self._auth = authenticator
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or not (handler.request_streaming or handler.response_streaming):
-            return handler
-        method: str = handler_call_details.method
-        principal = self._principal(handler_call_details.invocation_metadata)
-        limited = _limited(
-            behavior_of(handler),
-            handler.response_streaming,
-            self._limiter,
-            principal,
-            method.rsplit("/", 1)[-1],
-        )
-        return with_behavior(handler, limited)
-
-    def _principal(self, metadata: Any) -> str:
-        try:
-            return self._auth.principal(metadata).name
-        except Unauthenticated:
-            return ANONYMOUS
-
-
-def _limited(
-    behavior: Behavior,
-    response_streaming: bool,
-    limiter: StreamLimiter,
-    principal: str,
-    method: str,
-) -> Behavior:
-    def take_slot(context: grpc.ServicerContext) -> StreamSlot:
-        try:
-            slot = limiter.acquire(principal, method)
-        except ResourceExhausted as exc:
-            abort(context, exc)
-        # The callback covers what a `finally` cannot: a response iterator that
-        # gRPC drops without ever starting it (the call ended first).
-        if not context.add_callback(slot.release):
-            slot.release()  # the call ended while it waited for a thread
-            context.abort(grpc.StatusCode.CANCELLED, "the call ended before it started")
-        return slot
-
-    if response_streaming:
-
-        def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            slot = take_slot(context)
-            try:
-                responses = behavior(request, context)
-            except BaseException:
-                slot.release()
-                raise
-            return _releasing(responses, slot)
-
-        return streaming
-
-    def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
-        slot = take_slot(context)
-        try:
-            return behavior(request, context)
-        finally:
-            slot.release()
-
-    return unary_response
-
-
-def _releasing(responses: Iterator[Any], slot: StreamSlot) -> Iterator[Any]:
-    try:
-        yield from responses
-    finally:
-        slot.release()

@@ -11,7 +11,8 @@ import grpc
 import pytest
 
 from client import TradingClient
-from server.auth import METHOD_ROLES, load_tokens_file
+from server.auth import METHOD_ROLES, ROLES
+from server.tokens import read_tokens_file
 from tests.conftest import RunningService, StartService
 from tests.support.calls import failure_of
 from tests.support.market import minute_ticks, v_reversal
@@ -110,4 +111,4 @@ def test_a_bad_tokens_file_is_refused_with_the_reason(
     path.write_text(content)
     path.chmod(0o600)
     with pytest.raises(ValueError, match=problem):
-        load_tokens_file(path)
+        read_tokens_file(path, ROLES)

@@ -32,7 +32,8 @@ from sqlalchemy.engine import make_url
 from audit.records import AuditQuery
 from audit.sql_store import SqlAlchemyEventStore, StoreConfigError, redact_url
 from domain.errors import InvalidInput, Unavailable
-from server.auth import load_tokens_file
+from server.auth import ROLES
+from server.tokens import read_tokens_file
 from server.translate import MAX_SEQ, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS
 from tests.audit.helpers import record
 from tests.conftest import TOKEN, RunningService, StartService
@@ -373,7 +374,7 @@ def test_a_tokens_file_others_can_read_or_change_is_refused(
     path.write_text(TOKENS)
     path.chmod(mode)
     with pytest.raises(ValueError, match=problem) as refused:
-        load_tokens_file(path)
+        read_tokens_file(path, ROLES)
     assert f"chmod 600 {path}" in str(refused.value)
     assert "TRADING_TOKENS_FILE_ALLOW_INSECURE" in str(refused.value)
 
@@ -383,7 +384,7 @@ def test_an_owner_only_or_group_readable_tokens_file_is_accepted(tmp_path: Path,
     path = tmp_path / "tokens.json"
     path.write_text(TOKENS)
     path.chmod(mode)
-    assert [p.name for p in load_tokens_file(path).values()] == ["alice"]
+    assert [e.principal for e in read_tokens_file(path, ROLES)] == ["alice"]
 
 
 def test_an_insecure_tokens_file_is_accepted_loudly_when_explicitly_allowed(

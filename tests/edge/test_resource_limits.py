@@ -39,16 +39,16 @@ from client.sdk import error_info
 from domain.errors import ResourceExhausted, Unavailable
 from domain.risk import TradingState
 from engines.core import Core
-from server.auth import Authenticator, AuthInterceptor, Principal
+from server.auth import Authenticator, Principal
 from server.bootstrap import build_core
 from server.event_stream import EventHub
+from server.interceptors.chain import CallChain
 from server.settings import Settings
 from server.stream_limits import (
     ANONYMOUS,
     STREAM_LIMIT,
     Capacity,
     StreamLimiter,
-    StreamLimitInterceptor,
 )
 from tests.conftest import RunningService, StartService
 from tests.support.calls import bearer
@@ -622,7 +622,7 @@ def limited_server() -> Iterator[LimitedServer]:
     limiter = StreamLimiter(Capacity(max_streams=4, max_streams_per_principal=2, unary_workers=2))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8),
-        interceptors=[AuthInterceptor(auth), StreamLimitInterceptor(limiter, auth)],
+        interceptors=[CallChain(auth, limiter)],
     )
     handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_stream_rpc_method_handler(
         _wait_for_cancel

@@ -1,32 +1,27 @@
-"""Domain errors become the right gRPC status, tested on the servicer itself
-with grpc_testing (no sockets, no interceptors): the real core on an in-memory
-audit store, the session's NYSE calendar, requests invoked as the runtime would.
+"""Domain errors become the right gRPC status, through the server's interceptor
+chain (server/interceptors/chain.py), which maps them in one place: the real
+core on an in-memory audit store, the session's NYSE calendar, called over a
+loopback channel as any client would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import grpc_testing
 import pytest
 from google.protobuf.message import Message
 
 from audit.memory_store import InMemoryEventStore
-from server.auth import ROLES, Authenticator, Principal
-from server.bootstrap import build_core
-from server.event_stream import EventHub
-from server.servicer import TradingServicer
-from server.settings import Settings
-from server.validation import NS, MarketBatchReader
-from tests.conftest import TOKEN
+from tests.conftest import StartService
 from tests.support.calls import bearer
 from tests.support.market import crossover_prices, ticks
 from trading.v1 import events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
+from trading.v1 import trading_service_pb2_grpc as pb_grpc
 
-SERVICE = pb.DESCRIPTOR.services_by_name["TradingService"]
 Metadata = tuple[tuple[str, str], ...]
 TOKEN_METADATA = bearer()
 
@@ -40,55 +35,43 @@ class Outcome:
 
 @dataclass
 class Harness:
-    server: Any
+    stub: pb_grpc.TradingServiceStub
     store: InMemoryEventStore
+    started_at_seq: int  # the service's own start-up records
+
+    def journaled(self) -> int:
+        """Records journaled since the service started."""
+        return self.store.last_seq() - self.started_at_seq
+
+    def _call(self, invoke: Any) -> Outcome:
+        try:
+            return Outcome(invoke(), grpc.StatusCode.OK, "")
+        except grpc.RpcError as error:
+            return Outcome(None, error.code(), error.details() or "")
 
     def unary(self, method: str, request: Message, metadata: Metadata = TOKEN_METADATA) -> Outcome:
-        rpc = self.server.invoke_unary_unary(
-            SERVICE.methods_by_name[method], metadata, request, None
-        )
-        response, _, code, details = rpc.termination()
-        return Outcome(response, code, details)
+        return self._call(lambda: getattr(self.stub, method)(request, metadata=metadata))
 
     def server_stream(
         self, method: str, request: Message, metadata: Metadata = TOKEN_METADATA
     ) -> Outcome:
         """Invoke a server-streaming RPC that is expected to end by itself."""
-        rpc = self.server.invoke_unary_stream(
-            SERVICE.methods_by_name[method], metadata, request, None
-        )
-        _, code, details = rpc.termination()
-        return Outcome(None, code, details)
+        outcome = self._call(lambda: list(getattr(self.stub, method)(request, metadata=metadata)))
+        return Outcome(None, outcome.code, outcome.details)
 
     def client_stream(
         self, method: str, requests: list[Message], metadata: Metadata = TOKEN_METADATA
     ) -> Outcome:
-        rpc = self.server.invoke_stream_unary(SERVICE.methods_by_name[method], metadata, None)
-        for request in requests:
-            rpc.send_request(request)
-        rpc.requests_closed()
-        response, _, code, details = rpc.termination()
-        return Outcome(response, code, details)
+        return self._call(lambda: getattr(self.stub, method)(iter(requests), metadata=metadata))
 
 
 @pytest.fixture
-def harness(calendar: Any) -> Harness:
-    settings = Settings(trading_clock="event")
+def harness(start_service: StartService) -> Iterator[Harness]:
     store = InMemoryEventStore()
-    core = build_core(settings, store, calendar)
-    servicer = TradingServicer(
-        core,
-        store,
-        EventHub(store),
-        Authenticator({TOKEN: Principal("operator", ROLES)}),
-        MarketBatchReader(
-            require_timestamp=True, max_future_skew_ns=settings.max_future_skew_seconds * NS
-        ),
-    )
-    server = grpc_testing.server_from_dictionary(
-        {SERVICE: servicer}, grpc_testing.strict_real_time()
-    )
-    return Harness(server, store)
+    running = start_service(store=store)
+    journaled_at_start = store.last_seq()  # the service's start is on record
+    with grpc.insecure_channel(running.target) as channel:
+        yield Harness(pb_grpc.TradingServiceStub(channel), store, journaled_at_start)
 
 
 def test_a_good_request_is_ok(harness: Harness) -> None:
@@ -151,7 +134,7 @@ def test_unary_domain_errors_map_to_their_status(
     outcome = harness.unary(method, request_message)
     assert outcome.code == code
     assert fragment in outcome.details
-    assert harness.store.last_seq() == 0
+    assert harness.journaled() == 0
 
 
 def test_cancelling_a_filled_order_is_a_failed_precondition(harness: Harness) -> None:
@@ -162,14 +145,14 @@ def test_cancelling_a_filled_order_is_a_failed_precondition(harness: Harness) ->
     assert streamed.response.orders == 1
     (order,) = harness.unary("ListOrderHistory", pb.ListOrderHistoryRequest()).response.orders
     assert order.status == orders_pb2.ORDER_STATUS_FILLED
-    journaled = harness.store.last_seq()
+    journaled = harness.journaled()
 
     outcome = harness.unary("CancelOrder", pb.CancelOrderRequest(order_id=order.order_id))
 
     assert outcome.code == grpc.StatusCode.FAILED_PRECONDITION
     assert order.order_id in outcome.details
     assert "FILLED" in outcome.details
-    assert harness.store.last_seq() == journaled
+    assert harness.journaled() == journaled
     (after,) = harness.unary("ListOrderHistory", pb.ListOrderHistoryRequest()).response.orders
     assert after == order
 
@@ -218,4 +201,4 @@ def test_an_operator_action_without_a_principal_is_unauthenticated(harness: Harn
     assert outcome.code == grpc.StatusCode.UNAUTHENTICATED
     status = harness.unary("GetRiskStatus", pb.GetRiskStatusRequest()).response
     assert status.trading.state == risk_pb2.TRADING_STATE_ACTIVE
-    assert harness.store.last_seq() == 0
+    assert harness.journaled() == 0

@@ -1,0 +1,1 @@
+"""Cross-cutting concerns of every RPC, in one chain: see chain.py for the order."""
