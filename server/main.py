@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DomainError, OSError, ValueError) as exc:
         print(f"trading-server: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    _reload_tokens_on_sighup(service)
     service.server.start()
     log.info(
         "serving trading.v1.TradingService on %s (clock=%s, broker=%s, audit=%s)",
@@ -139,6 +140,20 @@ def main(argv: list[str] | None = None) -> int:
         grace,
     )
     return _shut_down(service, grace)
+
+
+def _reload_tokens_on_sighup(service: Service) -> None:
+    """SIGHUP reads the tokens file again now. The file is also read again on the
+    first call after it changes; the signal is for an operator who wants it done
+    now, or whose editor kept the file's size and time."""
+    if not hasattr(signal, "SIGHUP"):
+        return
+
+    def reload(_signum: int, _frame: FrameType | None) -> None:
+        # Off the signal handler: reading a file there could interrupt a lock holder.
+        threading.Thread(target=service.auth.reload, name="tokens-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, reload)
 
 
 def _shut_down(service: Service, grace: float) -> int:
