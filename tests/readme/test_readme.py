@@ -1,0 +1,262 @@
+"""Every command in the README runs, exactly as written, so the README cannot drift.
+
+The `sh` and `python` blocks of README.md are read in order. A shell command
+runs in bash with `.venv/bin` first on PATH (as after `source
+.venv/bin/activate`), in a scratch copy of the repository so that nothing it
+writes lands in the checkout; `export` lines carry over to the commands after
+them, as in a terminal. A command that starts the service (`make run`) is left
+running, and the commands after it talk to it, until the next one replaces it.
+A command must exit 0, or with a status its own comment names ("exit 1 if
+refused"). A Python block runs as a script with the venv's interpreter.
+
+Not run: `make test`, which is this suite. Commands that need Alpaca's keys are
+in blocks of their own, run against the tests' fake Alpaca (see ALPACA_FAKE).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
+PORT = 50051  # the README's own address
+NOT_RUN = ("make test",)
+SERVER_COMMAND = re.compile(r"(^|\s)make run\b")
+SERVING = re.compile(r"serving trading\.v1\.TradingService on \S+:(\d+)")
+COMMAND_TIMEOUT_S = 300
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Block:
+    language: str
+    line: int  # of the opening fence, for the test's name and its failure
+    text: str
+
+    @property
+    def name(self) -> str:
+        return f"README.md:{self.line}:{self.language}"
+
+
+@dataclass(frozen=True)
+class Command:
+    line: int
+    text: str
+
+    @property
+    def allowed_exits(self) -> set[int]:
+        """0, and any status the command's comment names as an outcome ("exit 1 if
+        refused", "exit 0 pass, 1 not")."""
+        comment = self.text.partition(" # ")[2]
+        return {0} | {int(n) for n in re.findall(r"\b([1-9])\s+(?:if|not)\b", comment)}
+
+
+def readme_blocks() -> list[Block]:
+    found: list[Block] = []
+    language, start, lines = "", 0, []
+    for number, line in enumerate(README.read_text().splitlines(), 1):
+        fence = re.match(r"^```(\w*)\s*$", line)
+        if fence and not language and start == 0:
+            language, start, lines = fence.group(1) or "-", number, []
+        elif fence and start:
+            if language in ("sh", "python"):
+                found.append(Block(language, start, "\n".join(lines) + "\n"))
+            language, start = "", 0
+        elif start:
+            lines.append(line)
+    return found
+
+
+def shell_commands(block: Block) -> list[Command]:
+    """One command per line, a trailing backslash joining the next line to it."""
+    commands: list[Command] = []
+    pending, first = "", 0
+    for offset, line in enumerate(block.text.splitlines(), 1):
+        if not pending:
+            first = block.line + offset
+        pending += line.rstrip("\\").strip() + " " if line.endswith("\\") else line.strip()
+        if line.endswith("\\"):
+            continue
+        text = pending.strip()
+        pending = ""
+        if text and not text.startswith("#"):
+            commands.append(Command(first, text))
+    return commands
+
+
+@dataclass
+class Terminal:
+    """A shell session of the README's reader: environment, directory, the service."""
+
+    root: Path
+    env: dict[str, str]
+    server: subprocess.Popen[bytes] | None = None
+    server_log: Path | None = None
+    transcript: list[str] = field(default_factory=list)
+
+    def run(self, command: Command) -> None:
+        text = command.text
+        if any(text.split(" #")[0].strip() == skipped for skipped in NOT_RUN):
+            return
+        exported = re.fullmatch(r"export\s+(.+?)(\s+#.*)?", text)
+        if exported:
+            for assignment in exported.group(1).split():
+                name, _, value = assignment.partition("=")
+                self.env[name] = value
+            return
+        if SERVER_COMMAND.search(text.split(" #")[0]):
+            self.start_server(command)
+            return
+        done = subprocess.run(
+            ["bash", "-c", text],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        self.transcript.append(f"$ {text}\n{done.stdout}{done.stderr}")
+        assert done.returncode in command.allowed_exits, (
+            f"README.md:{command.line}: `{text}` exited {done.returncode}\n"
+            f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+        )
+        assert "Traceback" not in done.stderr, f"README.md:{command.line}: {done.stderr}"
+
+    def start_server(self, command: Command) -> None:
+        self.stop_server()
+        _wait_until_free(PORT)
+        self.server_log = self.root / f"server-{command.line}.log"
+        with self.server_log.open("wb") as log:
+            self.server = subprocess.Popen(
+                ["bash", "-c", command.text],
+                cwd=self.root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # make and the server, stopped together
+            )
+        deadline = time.monotonic() + 120
+        while not SERVING.search(self.server_log.read_text(errors="replace")):
+            assert self.server.poll() is None, (
+                f"README.md:{command.line}: `{command.text}` stopped:\n"
+                + self.server_log.read_text(errors="replace")
+            )
+            assert time.monotonic() < deadline, f"README.md:{command.line}: never served"
+            time.sleep(0.1)
+
+    def stop_server(self) -> None:
+        if self.server is None:
+            return
+        if self.server.poll() is None:
+            os.killpg(self.server.pid, signal.SIGTERM)
+            try:
+                self.server.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.server.pid, signal.SIGKILL)
+                self.server.wait(30)
+        self.server = None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_until_free(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while not _port_free(port):
+        assert time.monotonic() < deadline, f"127.0.0.1:{port} stays taken"
+        time.sleep(0.1)
+
+
+def _scratch_copy(target: Path) -> None:
+    """The tracked files, the generated code and the venv (linked): what a reader's
+    clone holds after `make run`, without the checkout's own var/ and databases."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    generated = [p.relative_to(REPO) for p in (REPO / "protos").rglob("*_pb2*.py*")]
+    stamp = Path("protos/trading/v1/.generated")
+    for relative in [Path(t.decode()) for t in tracked if t] + generated + [stamp]:
+        source = REPO / relative
+        if source.is_file():
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / relative)
+    (target / ".venv").symlink_to(REPO / ".venv")
+
+
+@pytest.fixture(scope="module")
+def terminal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
+    if not _port_free(PORT):
+        pytest.skip(f"127.0.0.1:{PORT}, the README's address, is taken by another program")
+    root = tmp_path_factory.mktemp("readme")
+    _scratch_copy(root)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TRADING_", "ALPACA_", "OPENAI_", "DATABASE_URL", "PAPER_"))
+    }
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["HOME"] = str(root)
+    session = Terminal(root, env)
+    yield session
+    session.stop_server()
+
+
+BLOCKS = readme_blocks()
+
+
+def test_the_readme_has_commands_to_run() -> None:
+    assert sum(b.language == "sh" for b in BLOCKS) >= 5
+    assert sum(b.language == "python" for b in BLOCKS) >= 3
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
+def test_every_readme_block_runs_as_written(terminal: Terminal, block: Block) -> None:
+    if block.language == "sh":
+        for command in shell_commands(block):
+            terminal.run(command)
+        return
+    script = terminal.root / f"readme-{block.line}.py"
+    script.write_text(block.text)
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), script.name],
+        cwd=terminal.root,
+        env=terminal.env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"{block.name} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def test_commands_are_read_as_a_reader_types_them() -> None:
+    block = Block(
+        "sh", 10, "a --x \\\n    --y   # note\n\n# only a comment\nb  # exit 1 if refused\n"
+    )
+    commands = shell_commands(block)
+    assert [(c.line, c.text) for c in commands] == [
+        (11, "a --x --y   # note"),
+        (15, "b  # exit 1 if refused"),
+    ]
+    assert commands[1].allowed_exits == {0, 1}
+    assert commands[0].allowed_exits == {0}
