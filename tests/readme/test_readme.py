@@ -65,7 +65,8 @@ class Command:
 
 def readme_blocks() -> list[Block]:
     found: list[Block] = []
-    language, start, lines = "", 0, []
+    language, start = "", 0
+    lines: list[str] = []
     for number, line in enumerate(README.read_text().splitlines(), 1):
         fence = re.match(r"^```(\w*)\s*$", line)
         if fence and not language and start == 0:
