@@ -5,7 +5,9 @@
 #                     default), trading-server takes TRADING_LISTEN from the
 #                     environment, else 127.0.0.1:50051; so both
 #                     `TRADING_LISTEN=0.0.0.0:6000 make run` and
-#                     `make run LISTEN=0.0.0.0:6000` work (LISTEN wins if both).
+#                     `make run LISTEN=0.0.0.0:6000` work (LISTEN wins if both);
+#                     an address other than loopback also needs TLS
+#                     (TRADING_TLS_CERT, TRADING_TLS_KEY; see server/tls.py).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

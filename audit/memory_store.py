@@ -75,6 +75,10 @@ class InMemoryEventStore:
     def room(self) -> int:
         return self.max_pending - len(self._pending)
 
+    @property
+    def pending_rows(self) -> int:
+        return len(self._pending)
+
     def flush(self) -> None:
         if self._outage is not None:
             raise Unavailable(f"audit store unavailable: {self._outage}")

@@ -41,8 +41,9 @@ import re
 import sqlite3
 import stat
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,9 @@ _SUPPORTED = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
 _DEFAULT_DRIVER = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 1.0
+
+CommitTimer = Callable[[int, float], None]
+"""Told (rows, seconds) of each committed transaction (`add_commit_timer`)."""
 
 
 class StoreConfigError(DomainError):
@@ -357,6 +361,7 @@ class SqlAlchemyEventStore:
         self._abandoned = False  # close() gave up waiting: the writer exits
 
         self._listeners: tuple[CommitListener, ...] = ()
+        self._timers: tuple[CommitTimer, ...] = ()
         self._health_listeners: tuple[HealthListener, ...] = ()
         self._health_lock = threading.Lock()  # orders health changes and their notices
         self._healthy = True
@@ -417,6 +422,15 @@ class SqlAlchemyEventStore:
 
     def room(self) -> int:
         return self._max_pending - len(self._pending)
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows appended and not yet committed: the backlog `room` counts against."""
+        return len(self._pending)
+
+    @property
+    def max_pending(self) -> int:
+        return self._max_pending
 
     def flush(self) -> None:
         """Wait until every row appended before this call is committed.
@@ -493,6 +507,7 @@ class SqlAlchemyEventStore:
         try:
             while (next_batch := self._next_batch(backoff_s)) is not None:
                 batch, params = next_batch
+                started = time.monotonic()
                 try:
                     if connection is None:
                         connection = self._engine.connect()
@@ -510,7 +525,9 @@ class SqlAlchemyEventStore:
                     self._failed(exc, backoff_s)
                     continue
                 backoff_s = None
+                took = time.monotonic() - started
                 self._committed_batch(batch)
+                self._tell_timers(len(batch), took)
         finally:
             if connection is not None:
                 connection.close()
@@ -596,6 +613,13 @@ class SqlAlchemyEventStore:
                 # The rows are committed; a listener's bug must not stop the log.
                 log.exception("audit commit listener %r failed", listener)
 
+    def _tell_timers(self, rows: int, seconds: float) -> None:
+        for timer in self._timers:
+            try:
+                timer(rows, seconds)
+            except Exception:
+                log.exception("audit commit timer %r failed", timer)
+
     def _set_health(self, healthy: bool, reason: str, *, unless_committed: int = 0) -> None:
         """Record and announce a change of health. `unless_committed`: a flush()
         that gave up on seq N does not mark the store down if N got committed since."""
@@ -675,6 +699,12 @@ class SqlAlchemyEventStore:
         Keep it quick and do not call flush() from it: flush waits for it.
         """
         self._listeners = (*self._listeners, listener)
+
+    def add_commit_timer(self, timer: CommitTimer) -> None:
+        """Call `timer(rows, seconds)` on the writer thread after each commit: how many
+        rows the transaction held and how long its successful attempt took (connecting
+        included; failed attempts and the wait for company are not). For metrics."""
+        self._timers = (*self._timers, timer)
 
     @property
     def healthy(self) -> bool:

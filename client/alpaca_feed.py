@@ -70,6 +70,7 @@ from client.alpaca_history import (
 )
 from client.feed_window import SendWindow
 from client.sdk import TradingClient, error_info
+from client.tls import ClientTLS, open_channel, resolve_tls
 from trading.v1 import market_pb2
 from trading.v1 import trading_service_pb2 as pb
 
@@ -504,8 +505,11 @@ class AlpacaFeed:
         credentials: AlpacaCredentials,
         settings: FeedSettings = FeedSettings(),
         output: FeedOutput | None = None,
+        *,
+        tls: ClientTLS | None = None,
     ) -> None:
         self.target = target
+        self.tls = tls  # None: plaintext
         self.settings = settings
         self.credentials = credentials
         self.output = output or FeedOutput()
@@ -549,8 +553,9 @@ class AlpacaFeed:
         propagate = log.propagate
         log.addHandler(handler)
         log.propagate = False
-        channel = grpc.insecure_channel(
+        channel = open_channel(
             self.target,
+            self.tls,
             options=[
                 # gRPC's own reconnect backoff grows to 120 s; keep it within ours.
                 ("grpc.initial_reconnect_backoff_ms", int(self.settings.initial_backoff * 1000)),
@@ -826,8 +831,9 @@ def run_command(client: object, args: argparse.Namespace, printer: object) -> in
             count=args.count,
             call_timeout=args.timeout,
         )
+        tls = resolve_tls(args.tls, args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
         feed = AlpacaFeed(
-            args.target, args.token, credentials, settings, FeedOutput(as_json=args.json)
+            args.target, args.token, credentials, settings, FeedOutput(as_json=args.json), tls=tls
         )
     except (ValueError, FeedError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -25,7 +25,6 @@ import json
 import logging
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
@@ -39,8 +38,6 @@ EXIT_CHAIN_BROKEN: Final = 3
 
 WIDTH: Final = 100
 """Settings and notes are wrapped to this width."""
-PROGRESS_AFTER_S: Final = 1.0
-"""A progress bar appears only for a replay that takes longer than this."""
 
 EPILOG: Final = (
     "Works offline on the database, never writing to it. The settings that shape the "
@@ -199,38 +196,16 @@ def _is_terminal(stream: TextIO) -> bool:
 
 @contextlib.contextmanager
 def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
-    """A rich progress bar on stderr, shown once the replay has taken PROGRESS_AFTER_S;
-    None (no progress asked) when disabled or rich is not installed."""
+    """tradectl's progress bar (client/progress.py), a bar a phase; None (no progress
+    asked) when disabled."""
     if not enabled:
         yield None
         return
-    try:
-        from rich.console import Console
-        from rich.progress import Progress as Bar
-    except ImportError:
-        yield None
-        return
-    started = time.monotonic()
-    bar: Bar | None = None
-    tasks: dict[str, Any] = {}
+    from client.progress import progress_bar
+
     labels = {"verifying": "verifying the chain", "replaying": "replaying"}
-
-    def progress(phase: str, done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            if time.monotonic() - started < PROGRESS_AFTER_S:
-                return
-            bar = Bar(console=Console(stderr=True), transient=True)
-            bar.start()
-        if phase not in tasks:
-            tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
-        bar.update(tasks[phase], completed=done, total=total)
-
-    try:
-        yield progress
-    finally:
-        if bar is not None:
-            bar.stop()
+    with progress_bar("records", labels=labels) as advance:
+        yield lambda phase, done, total: advance(done, total, phase)
 
 
 class _OneLine(logging.Formatter):

@@ -3,7 +3,8 @@
     tradectl [--target HOST:PORT] [--token KEY] [--json] COMMAND ...
 
 `--target` defaults to $TRADING_TARGET or 127.0.0.1:50051, `--token` to
-$TRADING_API_KEY. Output is text for people; `--json` (before or after the
+$TRADING_API_KEY. Output is tables and lines for people (rich: styled on a
+terminal, plain text elsewhere, render.py); `--json` (before or after the
 command) prints each response as JSON, one object per line for streams.
 
 Exit status: 0 success; 1 the service failed (UNAVAILABLE, DEADLINE_EXCEEDED,
@@ -47,12 +48,15 @@ from typing import Final, TextIO, TypeVar
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from rich.console import RenderableType
 
-from client import alpaca_feed, alpaca_history, render
+from client import alpaca_feed, alpaca_history, render, token_command
 from client.audit_replay import add_replay_arguments, run_replay
 from client.backtest.command import add_backtest_arguments, run_backtest_command
-from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
+from client.marketdata import DEFAULT_BARS, batches, read_market_file
 from client.sdk import TIMES_IN_FORCE, AuditFilters, TradingClient
+from client.streaming import refused_where, stream_progress, stream_warnings
+from client.tls import open_channel, resolve_tls
 from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
 
@@ -93,9 +97,13 @@ class Printer:
         self._as_json = as_json
         self._out = out
 
-    def show(self, message: _M, text: Callable[[_M], str]) -> None:
-        """A whole response: indented JSON, or `text(message)`."""
-        self._write(_json(message, indent=2) if self._as_json else text(message))
+    def show(self, message: _M, text: Callable[[_M], RenderableType]) -> None:
+        """A whole response: indented JSON, or `text(message)`: a string, or a rich
+        table (styled on a terminal, plain text elsewhere: render.to_text)."""
+        if self._as_json:
+            self._write(_json(message, indent=2))
+        else:
+            self._write(render.to_text(text(message), self._out))
 
     def each(self, messages: Iterable[_M], text: Callable[[_M], str]) -> None:
         """Stream items as they arrive: one JSON object or one text line each."""
@@ -127,13 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     printer = Printer(args.json, sys.stdout)
     if not getattr(args, "needs_service", True):  # `data alpaca`: no token, no channel
         try:
-            return int(args.handler(None, args, printer))
+            status = int(args.handler(None, args, printer))
+            sys.stdout.flush()
+            return status
+        except BrokenPipeError:  # `tradectl backtest ... | head -3`
+            _discard_stdout()
+            return EXIT_OK
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
     if not args.token:
         parser.error("no API key: pass --token or set TRADING_API_KEY")
     handler: Handler = args.handler
-    channel = grpc.insecure_channel(args.target)
+    try:
+        tls = resolve_tls(args.tls, args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
+    except ValueError as error:  # names the file or variable
+        parser.error(str(error))
+    channel = open_channel(args.target, tls)
     try:
         with channel:  # the client's: TradingClient leaves a channel it is given open
             client = TradingClient(args.target, args.token, timeout=args.timeout, channel=channel)
@@ -145,11 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except grpc.RpcError as error:
         if _unreachable(error, args.target, args.timeout):
-            print(
-                f"cannot reach the trading service at {args.target}: is it running? "
-                "start it with 'make run'",
-                file=sys.stderr,
-            )
+            print(unreachable_line(error, args.target, args.timeout), file=sys.stderr)
             return EXIT_UNREACHABLE
         code = error.code()
         print(f"error: {code.name}: {error.details() or ''}", file=sys.stderr)
@@ -185,6 +198,32 @@ def _unreachable(error: grpc.RpcError, target: str, timeout: float) -> bool:
         # The same status for a slow service and for one never reached: ask TCP.
         return not _accepts_connections(target, min(1.0, max(timeout, 0.1)))
     return False
+
+
+def unreachable_line(error: grpc.RpcError, target: str, timeout: float) -> str:
+    """The one line for a service never reached: where, why, and what to do; never
+    gRPC's own text, which is written for gRPC's developers."""
+    details = (error.details() or "").lower()
+    if "handshake failed" in details or "certificate" in details:
+        # Something answers there, but TLS did not agree: starting it will not help.
+        return (
+            f"error: no TLS connection to the trading service at {target} (the handshake "
+            "failed): check --tls, --tls-ca and --tls-server-name against how it serves"
+        )
+    if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+        why = f"no connection within {timeout:g}s"
+    elif "connection refused" in details:
+        why = "connection refused"
+    elif any(m in details for m in ("errors resolving", "dns resolution", "name resolution")):
+        why = "the name does not resolve"
+    elif "no route to host" in details or "network is unreachable" in details:
+        why = "no route to it"
+    else:
+        why = "no connection"
+    return (
+        f"error: cannot reach the trading service at {target} ({why}): start it with "
+        "'make run', or point --target (or TRADING_TARGET) at it"
+    )
 
 
 def _accepts_connections(target: str, timeout: float) -> bool:
@@ -233,6 +272,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("TRADING_API_KEY", ""),
         help="API key sent as a bearer token (env TRADING_API_KEY)",
     )
+    # TLS (client/tls.py): an option left out is read from its variable there.
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="connect over TLS, trusting the default roots unless --tls-ca (env TRADING_TLS=yes)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        help="CA certificate(s) to trust; implies --tls (env TRADING_TLS_CA)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="client certificate for mutual TLS, with --tls-key (env TRADING_TLS_CLIENT_CERT)",
+    )
+    parser.add_argument(
+        "--tls-key", metavar="PEM", help="its private key (env TRADING_TLS_CLIENT_KEY)"
+    )
+    parser.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="name to check in the server's certificate instead of the target's host "
+        "(env TRADING_TLS_SERVER_NAME)",
+    )
     parser.add_argument(
         "--timeout", type=float, default=10.0, help="seconds per call (default %(default)s)"
     )
@@ -260,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         commands,
         "status",
-        _unary(lambda c, a: c.get_status(), render.outline),
+        _unary(lambda c, a: c.get_status(), render.status_view),
         "health, trading state and counters",
     )
 
@@ -268,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         strategies,
         "list",
-        _unary(lambda c, a: c.list_strategies(), lambda r: render.strategies_table(r.strategies)),
+        _unary(lambda c, a: c.list_strategies(), lambda r: render.strategies_view(r.strategies)),
         "registered strategies",
     )
     command(
@@ -288,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         risk,
         "status",
-        _unary(lambda c, a: c.get_risk_status(a.recent), render.risk_status_text),
+        _unary(lambda c, a: c.get_risk_status(a.recent), render.risk_status_view),
         "trading state and causes in force, each rule's counts, recent decisions",
     ).add_argument(
         "--recent", type=int, default=0, metavar="N", help="include the last N decisions"
@@ -296,13 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         risk,
         "activate",
-        _unary(lambda c, a: c.activate_risk(a.reason), lambda r: render.outline(r.trading)),
+        _unary(lambda c, a: c.activate_risk(a.reason), lambda r: render.trading_view(r.trading)),
         "resume trading",
     ).add_argument("--reason", default="")
     command(
         risk,
         "deactivate",
-        _unary(lambda c, a: c.deactivate_risk(a.reason), lambda r: render.outline(r.trading)),
+        _unary(lambda c, a: c.deactivate_risk(a.reason), lambda r: render.trading_view(r.trading)),
         "halt trading: every new signal is rejected",
     ).add_argument("--reason", required=True, help="recorded in the audit log")
     state = command(
@@ -387,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
             "active",
             _unary(
                 lambda c, a: c.list_active_orders(a.symbol, a.page_size, a.page_token),
-                _orders_page,
+                lambda r: render.orders_view(r.orders, r.next_page_token, "active orders"),
             ),
             "open orders",
         ),
@@ -396,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
             "history",
             _unary(
                 lambda c, a: c.list_order_history(a.symbol, a.page_size, a.page_token),
-                _orders_page,
+                lambda r: render.orders_view(r.orders, r.next_page_token),
             ),
             "all orders, oldest first",
         ),
@@ -414,13 +479,13 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         commands,
         "account",
-        _unary(lambda c, a: c.get_account(), lambda r: render.outline(r.account)),
+        _unary(lambda c, a: c.get_account(), lambda r: render.account_view(r.account)),
         "cash, equity and buying power",
     )
     command(
         commands,
         "positions",
-        _unary(lambda c, a: c.list_positions(), lambda r: render.positions_table(r.positions)),
+        _unary(lambda c, a: c.list_positions(), lambda r: render.positions_view(r.positions)),
         "net positions",
     )
 
@@ -494,12 +559,25 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--reason", default="", help="recorded with the decision")
         decide.set_defaults(decision=IDEA_DECISIONS[verb])
 
-    stream = command(commands, "stream", _stream, "stream a market-data CSV file, exactly once")
+    stream = command(
+        commands, "stream", _stream, "stream a market-data file (CSV or Parquet), exactly once"
+    )
+    stream.epilog = STREAM_FILE_FORMAT
+    stream.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the format's lines
     stream.add_argument(
         "file", nargs="?", type=Path, default=DEFAULT_BARS, help="default: the bundled daily bars"
     )
     stream.add_argument("--batch-size", type=int, default=STREAM_BATCH_SIZE)
     stream.add_argument("--symbol", dest="symbols", action="append", help="only this symbol")
+    stream.add_argument(
+        "--columns",
+        default="",
+        metavar="COLUMN=NAME,...",
+        help="the file's names for the columns: timestamp=Date,symbol=Ticker,price=Close",
+    )
+    stream.add_argument(
+        "--timezone", help="the zone of time stamps without an offset (America/New_York, ...)"
+    )
     stream.add_argument(
         "--feed-id",
         default="",
@@ -544,6 +622,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_backtest_arguments(backtest)
     backtest.set_defaults(needs_service=False)
+    tokens = group("token", "the service's API keys in the tokens file (no service needed)")
+    for name, handler, add_arguments, help_text in (
+        ("create", _token_create, token_command.add_create_arguments, "create a key, shown once"),
+        ("list", _token_list, token_command.add_file_argument, "list the keys (never the tokens)"),
+        ("revoke", _token_revoke, token_command.add_revoke_arguments, "revoke a key at once"),
+    ):
+        sub = command(tokens, name, handler, help_text)
+        add_arguments(sub)
+        sub.set_defaults(needs_service=False)
     replay = command(
         commands,
         "replay",
@@ -562,6 +649,18 @@ def _replay(_client: object, args: argparse.Namespace, _out: Printer) -> int:
 
 def _backtest(_client: object, args: argparse.Namespace, _out: Printer) -> int:
     return run_backtest_command(args, sys.stdout, args.json)
+
+
+def _token_create(_client: object, args: argparse.Namespace, _out: Printer) -> int:
+    return token_command.run_create(args, sys.stdout, args.json)
+
+
+def _token_list(_client: object, args: argparse.Namespace, _out: Printer) -> int:
+    return token_command.run_list(args, sys.stdout, args.json)
+
+
+def _token_revoke(_client: object, args: argparse.Namespace, _out: Printer) -> int:
+    return token_command.run_revoke(args, sys.stdout, args.json)
 
 
 # --- argument types -------------------------------------------------------
@@ -642,7 +741,8 @@ def _aware_datetime(text: str) -> datetime:
 
 
 def _unary(
-    call: Callable[[TradingClient, argparse.Namespace], _M], text: Callable[[_M], str]
+    call: Callable[[TradingClient, argparse.Namespace], _M],
+    text: Callable[[_M], RenderableType],
 ) -> Handler:
     """A command that makes one call and shows its response."""
 
@@ -653,16 +753,10 @@ def _unary(
     return handle
 
 
-def _one_strategy(response: pb.ActivateStrategyResponse | pb.DeactivateStrategyResponse) -> str:
-    return render.strategies_table([response.strategy])
-
-
-def _orders_page(response: pb.ListActiveOrdersResponse | pb.ListOrderHistoryResponse) -> str:
-    return _with_next_page(render.orders_table(response.orders), response.next_page_token)
-
-
-def _with_next_page(table: str, token: str) -> str:
-    return f"{table}\nmore: --page-token {token}" if token else table
+def _one_strategy(
+    response: pb.ActivateStrategyResponse | pb.DeactivateStrategyResponse,
+) -> RenderableType:
+    return render.strategies_view([response.strategy])
 
 
 def _events(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
@@ -779,8 +873,8 @@ def _list_ideas(client: TradingClient, args: argparse.Namespace) -> pb.ListIdeas
     return client.list_ideas(state, args.page_size, args.page_token)
 
 
-def _ideas_page(response: pb.ListIdeasResponse) -> str:
-    return _with_next_page(render.ideas_table(response.ideas), response.next_page_token)
+def _ideas_page(response: pb.ListIdeasResponse) -> RenderableType:
+    return render.ideas_view(response.ideas, response.next_page_token)
 
 
 def _one_idea(response: pb.GetIdeaResponse | pb.DecideIdeaResponse) -> str:
@@ -797,34 +891,107 @@ STREAM_TRIES: Final = 5
 STREAM_BACKOFF_SECONDS = 0.5
 
 
+STREAM_FILE_FORMAT: Final = """\
+The file: CSV (plain or gzip) or Parquet, a row a tick, as `tradectl data alpaca`
+writes it:
+
+  symbol,timestamp,open,high,low,close,volume
+  AAPL,2004-03-15T20:59:00Z,13.2341,13.4014,12.9631,13.0002,7453200
+
+Columns, by name in any letter case (others are ignored):
+  symbol     the ticker (or: ticker); without one, the file holds one symbol,
+             named by the file (SPY.csv)
+  timestamp  when the bar ends (or: date, datetime, time): ISO 8601 with an
+             offset (Z, +00:00); a date alone is a daily bar, stamped a minute
+             before that session's NYSE close; no offset needs --timezone
+  price      the price traded at, the bar's close (or: close)
+  volume     optional, 0 when absent
+--columns maps other names: --columns timestamp=Date,symbol=Ticker,price=Close
+
+Each symbol's rows go forward in time; the ticks are sent merged in time order
+(equal times by symbol), --batch-size a message. An error names the file's line
+(the header is line 1), a tick the service refuses too. Before sending, it warns
+when no active strategy watches the file's symbols and when the service runs on
+the wall clock but the bars are history (start it with TRADING_CLOCK=event).
+"""
+
+
 def _stream(client: TradingClient, args: argparse.Namespace, out: Printer) -> int:
     """Stream the file as a named feed; on UNAVAILABLE resend all of it with the same
-    feed id and numbers (the service drops what it already accepted), with backoff."""
+    feed id and numbers (the service drops what it already accepted), with backoff.
+    Warns first when the stream could not trade; a refused tick is named by its line."""
+    from client.backtest.data import parse_columns
+
     if args.tries < 1:
         raise ValueError(f"--tries must be at least 1, got {args.tries}")
-    events = to_market_events(load_bars(args.file, args.symbols))
-    batches(events, args.batch_size)  # a bad --batch-size fails before anything is sent
+    data = read_market_file(
+        args.file,
+        columns=parse_columns(args.columns),
+        symbols=args.symbols,
+        timezone=args.timezone,
+    )
+    batches(data.events, args.batch_size)  # a bad --batch-size fails before anything is sent
     feed_id = args.feed_id or default_feed_id(args.file, args.symbols, args.batch_size)
+    service = _service_state(client, args)
+    if service is not None:
+        for warning in stream_warnings(*service, data):
+            print(warning, file=sys.stderr, flush=True)
     delay = STREAM_BACKOFF_SECONDS
-    for attempt in range(1, args.tries + 1):
-        try:
-            summary = client.stream_market_data(batches(events, args.batch_size), feed_id=feed_id)
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == args.tries:
-                raise
-            print(
-                f"warning: UNAVAILABLE: {error.details() or ''}\n"
-                f"resending {args.file.name} from the start as feed {feed_id!r} in "
-                f"{delay:g}s (try {attempt + 1} of {args.tries}); what was accepted is dropped",
-                file=sys.stderr,
-                flush=True,
-            )
-            _pause(delay)
-            delay *= 2
-            continue
-        out.show(summary, _stream_text)
-        return EXIT_OK
-    raise AssertionError("unreachable: the last try returns or raises")
+    started = time.monotonic()
+    status = service[0] if service is not None else None
+    with stream_progress(client, status, len(data.events)) as counted:
+        for attempt in range(1, args.tries + 1):
+            try:
+                summary = client.stream_market_data(
+                    counted(batches(data.events, args.batch_size)), feed_id=feed_id
+                )
+            except grpc.RpcError as error:
+                where = refused_where(error, data, args.batch_size)
+                if where is not None:
+                    print(
+                        f"error: {where}: refused by the service: "
+                        f"{error.code().name}: {error.details() or ''}",
+                        file=sys.stderr,
+                    )
+                    return EXIT_REFUSED
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == args.tries:
+                    raise
+                print(
+                    f"warning: UNAVAILABLE: {error.details() or ''}\n"
+                    f"resending {args.file.name} from the start as feed {feed_id!r} in "
+                    f"{delay:g}s (try {attempt + 1} of {args.tries}); what was accepted is "
+                    "dropped",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                _pause(delay)
+                delay *= 2
+                continue
+            break
+        else:
+            raise AssertionError("unreachable: the last try returns, raises or breaks")
+    seconds = time.monotonic() - started
+    out.show(
+        summary,
+        lambda s: render.stream_view(
+            s, source=str(args.file), feed_id=feed_id, seconds=seconds, tries=attempt
+        ),
+    )
+    return EXIT_OK
+
+
+def _service_state(
+    client: TradingClient, args: argparse.Namespace
+) -> tuple[pb.GetStatusResponse, list[pb.Strategy]] | None:
+    """The status and strategies the stream's warnings and progress bar need, or None
+    when the service does not tell this principal (they are advice: it still streams).
+    A service never reached stops the command here, before five tries of the stream."""
+    try:
+        return client.get_status(), list(client.list_strategies().strategies)
+    except grpc.RpcError as error:
+        if _unreachable(error, args.target, args.timeout):
+            raise
+        return None
 
 
 def _pause(seconds: float) -> None:
@@ -844,19 +1011,6 @@ def default_feed_id(path: Path, symbols: Sequence[str] | None, batch_size: int) 
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         name = f"{name[:111]}~{digest}"
     return name
-
-
-def _stream_text(summary: pb.StreamMarketDataResponse) -> str:
-    """The summary, then duplicates dropped and the risk rejections by reason code."""
-    shown = pb.StreamMarketDataResponse()
-    shown.CopyFrom(summary)
-    shown.ClearField("duplicates_dropped")
-    shown.ClearField("rejections_by_code")
-    lines = [render.outline(shown), f"duplicates dropped: {summary.duplicates_dropped}"]
-    by_code = sorted(summary.rejections_by_code.items(), key=lambda item: (-item[1], item[0]))
-    lines.append("rejections by code:" if by_code else "rejections by code: none")
-    lines += (f"  {code}: {count}" for code, count in by_code)
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -138,9 +138,11 @@ class ServerProcess:
 
 def server_environment(inherited: Mapping[str, str], workdir: Path, token: str) -> dict[str, str]:
     """The demo server's environment: the caller's, less any OpenAI setting (so the
-    advisor is the offline analyst, with no network), plus the demo's settings."""
+    advisor is the offline analyst, with no network) and any TLS setting (the demo
+    talks plaintext to its own server on loopback), plus the demo's settings."""
+    dropped = ("OPENAI_", "TRADING_TLS_")
     return {
-        **{k: v for k, v in inherited.items() if not k.upper().startswith("OPENAI_")},
+        **{k: v for k, v in inherited.items() if not k.upper().startswith(dropped)},
         "TRADING_API_KEY": token,
         "TRADING_CLOCK": "event",
         "DATABASE_URL": f"sqlite:///{workdir / 'demo-audit.db'}",
@@ -208,7 +210,7 @@ def main() -> int:
         failure = ""
         try:
             server.wait_until_serving()
-            with TradingClient(server.target, token) as client:
+            with TradingClient(server.target, token, tls=False) as client:  # its own server
                 run(client)
         except ServerFailed as error:
             failure = str(error)

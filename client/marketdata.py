@@ -9,6 +9,12 @@ Time stamps are ISO 8601 with a UTC offset (``Z`` or ``+00:00``); a time stamp
 without one is refused, because guessing a zone would shift every bar. The
 bundled file, ``client/data/daily_bars.csv.gz``, is built by
 ``client.sampledata``, which documents where its numbers come from.
+
+`tradectl stream` reads files with `read_market_file`, through the backtest's
+reader (client/backtest/data.py, whose docstring is the format's reference): this
+format, or any CSV or Parquet file with a time stamp and a price (`close`) column,
+names matched in any letter case, others mapped with ``--columns``. Each event
+keeps the line it was read from, so a refusal, even the service's, names it.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
+
+from google.protobuf import timestamp_pb2
 
 from client.sdk import market_event
 from trading.v1 import market_pb2
@@ -29,6 +37,7 @@ DEFAULT_BARS: Final = Path(__file__).resolve().parent / "data" / "daily_bars.csv
 CSV_HEADER: Final = ("symbol", "timestamp", "open", "high", "low", "close", "volume")
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
+_NS: Final = 1_000_000_000
 _T = TypeVar("_T")
 
 
@@ -64,6 +73,77 @@ def load_bars(path: str | Path = DEFAULT_BARS, symbols: Iterable[str] | None = N
         ]
     bars.sort(key=lambda bar: (bar.timestamp, bar.symbol))
     return bars
+
+
+@dataclass(frozen=True, slots=True)
+class MarketFile:
+    """A market-data file as `tradectl stream` sends it: one event a row, in time order
+    (equal times by symbol), each with the line (or Parquet row) it came from."""
+
+    path: Path
+    events: list[market_pb2.MarketEvent]
+    lines: list[int]
+    line_unit: str
+    symbols: list[str]
+    first_ns: int
+    last_ns: int
+
+    def where(self, index: int) -> str:
+        """`PATH: line N` of the event at `index`, as the file's own errors say it."""
+        return f"{self.path}: {self.line_unit} {self.lines[index]}"
+
+
+def read_market_file(
+    path: str | Path,
+    *,
+    columns: Mapping[str, str] | None = None,
+    symbols: Iterable[str] | None = None,
+    timezone: str | None = None,
+) -> MarketFile:
+    """Read and check `path` (client/backtest/data.py: CSV, plain or gzip, or Parquet),
+    keeping only `symbols` (any letter case) if given.
+
+    Raises ValueError naming the file's line for a bad row, and naming the symbols
+    the file has when none of `symbols` is among them.
+    """
+    # Imported here, as the SDK imports them: tradectl's other commands need neither.
+    import numpy as np
+
+    from client.backtest.data import load_market_data
+
+    data = load_market_data(path, columns=columns, timezone=timezone)
+    keep = np.ones(len(data), dtype=bool)
+    if symbols is not None:
+        wanted = sorted({symbol.strip().upper() for symbol in symbols})
+        keep = np.isin(data.symbols, wanted)
+        if not keep.any():
+            raise ValueError(
+                f"{path}: no rows of {', '.join(wanted)}; the file has "
+                f"{', '.join(data.symbol_names)}"
+            )
+    names = data.symbols[keep].tolist()
+    stamps = data.timestamps_ns[keep].tolist()
+    prices = data.prices[keep].tolist()
+    volumes = data.volumes[keep].tolist()
+    lines = [] if data.lines is None else data.lines[keep].tolist()
+    events = [
+        market_pb2.MarketEvent(
+            symbol=symbol,
+            price=price,
+            volume=volume,
+            timestamp=timestamp_pb2.Timestamp(seconds=ns // _NS, nanos=ns % _NS),
+        )
+        for symbol, price, volume, ns in zip(names, prices, volumes, stamps, strict=True)
+    ]
+    return MarketFile(
+        path=Path(path),
+        events=events,
+        lines=lines,
+        line_unit=data.line_unit,
+        symbols=sorted(set(names)),
+        first_ns=min(stamps),
+        last_ns=max(stamps),
+    )
 
 
 def to_market_events(bars: Iterable[Bar]) -> list[market_pb2.MarketEvent]:

@@ -2,16 +2,23 @@
 
 Shared by tradectl and the demo so an order or a risk decision reads the same
 in both. Decimal strings are shown as the service sent them, never re-rounded.
+tradectl's tables (the `*_view` functions at the end) are rich renderables, made
+text for a terminal or for anything else by `to_text`; the plain-text `*_table`
+functions share their columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
-from typing import Final
+from typing import Final, TextIO
 
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
 
 from trading.v1 import advisor_pb2, audit_pb2, events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
@@ -204,77 +211,98 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     )
 
 
-def orders_table(orders: Iterable[orders_pb2.Order]) -> str:
-    return table(
-        ("ORDER", "SYMBOL", "SIDE", "QTY", "TYPE", "STATUS", "FILLED", "AVG PRICE", "UPDATED"),
-        (
-            (
-                o.order_id,
-                o.symbol,
-                label(o, "side"),
-                o.quantity,
-                label(o, "type"),
-                label(o, "status"),
-                o.filled_quantity or "0",
-                o.average_fill_price or "-",
-                when(o.updated_at),
-            )
-            for o in orders
-        ),
+ORDER_COLUMNS: Final = (
+    "ORDER",
+    "SYMBOL",
+    "SIDE",
+    "QTY",
+    "TYPE",
+    "STATUS",
+    "FILLED",
+    "AVG PRICE",
+    "LIMIT",
+    "TIF",
+    "UPDATED",
+)
+
+
+def order_cells(o: orders_pb2.Order) -> tuple[str, ...]:
+    order = f"{o.order_id} (external)" if o.external else o.order_id
+    return (
+        order,
+        o.symbol,
+        label(o, "side"),
+        o.quantity or (f"notional {o.notional}" if o.notional else "-"),
+        label(o, "type"),
+        label(o, "status"),
+        o.filled_quantity or "0",
+        o.average_fill_price or "-",
+        o.limit_price or "-",
+        label(o, "time_in_force") if o.time_in_force else "-",
+        when(o.updated_at),
     )
 
 
-def ideas_table(ideas: Iterable[advisor_pb2.TradeIdea]) -> str:
-    return table(
-        ("IDEA", "SYMBOL", "SIDE", "QTY", "PRICE", "CONFIDENCE", "STATE", "EXPIRES", "ORDER"),
-        (
-            (
-                i.idea_id,
-                i.symbol,
-                label(i, "side"),
-                i.quantity,
-                i.limit_price or "market",
-                f"{i.confidence:.2f}",
-                label(i, "state"),
-                when(i.expires_at),
-                i.order_id or "-",
-            )
-            for i in ideas
-        ),
+IDEA_COLUMNS: Final = (
+    "IDEA",
+    "SYMBOL",
+    "SIDE",
+    "QTY",
+    "PRICE",
+    "CONFIDENCE",
+    "STATE",
+    "EXPIRES",
+    "ORDER",
+)
+
+
+def idea_cells(i: advisor_pb2.TradeIdea) -> tuple[str, ...]:
+    return (
+        i.idea_id,
+        i.symbol,
+        label(i, "side"),
+        i.quantity,
+        i.limit_price or "market",
+        f"{i.confidence:.2f}",
+        label(i, "state"),
+        when(i.expires_at),
+        i.order_id or "-",
     )
+
+
+POSITION_COLUMNS: Final = (
+    "SYMBOL",
+    "QTY",
+    "AVG PRICE",
+    "MARKET PRICE",
+    "MARKET VALUE",
+    "UNREALIZED P&L",
+)
+
+
+def position_cells(p: orders_pb2.Position) -> tuple[str, ...]:
+    return (p.symbol, p.quantity, p.average_price, p.market_price, p.market_value, p.unrealized_pnl)
 
 
 def positions_table(positions: Iterable[orders_pb2.Position]) -> str:
-    return table(
-        ("SYMBOL", "QTY", "AVG PRICE", "MARKET PRICE", "MARKET VALUE", "UNREALIZED P&L"),
-        (
-            (
-                p.symbol,
-                p.quantity,
-                p.average_price,
-                p.market_price,
-                p.market_value,
-                p.unrealized_pnl,
-            )
-            for p in positions
-        ),
+    return table(POSITION_COLUMNS, map(position_cells, positions))
+
+
+STRATEGY_COLUMNS: Final = ("NAME", "ACTIVE", "SYMBOLS", "SIGNALS", "PARAMETERS")
+
+
+def strategy_cells(s: pb.Strategy) -> tuple[str, ...]:
+    return (
+        s.name,
+        "yes" if s.active else "no",
+        ",".join(s.symbols),
+        str(s.signals),
+        " ".join(f"{k}={v}" for k, v in sorted(s.parameters.items())),
     )
 
 
 def strategies_table(strategies: Iterable[pb.Strategy]) -> str:
-    return table(
-        ("NAME", "ACTIVE", "SYMBOLS", "SIGNALS", "PARAMETERS"),
-        (
-            (
-                s.name,
-                "yes" if s.active else "no",
-                ",".join(s.symbols),
-                str(s.signals),
-                " ".join(f"{k}={v}" for k, v in sorted(s.parameters.items())),
-            )
-            for s in strategies
-        ),
-    )
+    return table(STRATEGY_COLUMNS, map(strategy_cells, strategies))
 
 
 # --- the risk gate ----------------------------------------------------------------
@@ -328,50 +356,6 @@ def trading_state_text(response: pb.SetTradingStateResponse) -> str:
         f"changed: {_yes(response.changed)}",
         causes_text(response.causes),
     ]
-    return "\n".join(lines)
-
-
-def rules_table(rules: Iterable[risk_pb2.RiskRule]) -> str:
-    """Each rule's counts since the service started and since the audit log began (LOG),
-    whether it judges trades that only reduce a position, and its parameters."""
-    return table(
-        (
-            "RULE",
-            "PASSED",
-            "REJECTED",
-            "PASSED(LOG)",
-            "REJECTED(LOG)",
-            "REDUCING TRADES",
-            "PARAMETERS",
-        ),
-        (
-            (
-                r.name,
-                str(r.passed),
-                str(r.rejected),
-                str(r.passed_total),
-                str(r.rejected_total),
-                "judged" if r.applies_to_reducing else "exempt",
-                " ".join(f"{k}={v}" for k, v in sorted(r.parameters.items())) or "-",
-            )
-            for r in rules
-        ),
-    )
-
-
-def risk_status_text(response: pb.GetRiskStatusResponse) -> str:
-    """The gate at a glance: the effective state and its causes, totals, every rule, and
-    the recent decisions asked for."""
-    lines = [
-        f"trading: {trading_line(response.trading)}",
-        causes_text(response.causes),
-        f"decisions since start: {response.approvals} approved, {response.rejections} rejected",
-        "rules (counts since start, and (LOG) since the audit log began):",
-        *(f"{_INDENT}{row}" for row in rules_table(response.rules).splitlines()),
-    ]
-    if response.recent_decisions:
-        lines.append(f"recent decisions ({len(response.recent_decisions)}):")
-        lines += (f"{_INDENT}{decision_line(d)}" for d in response.recent_decisions)
     return "\n".join(lines)
 
 
@@ -483,3 +467,318 @@ def _scalar(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+# --- tables for a person: tradectl's output ----------------------------------------
+#
+# rich renders these. On a terminal they are styled; anywhere else (a pipe, a file,
+# a test) they are plain text laid out wide, so a row is never wrapped. Cells are
+# never read as rich markup: a reason or a symbol may hold "[...]".
+
+NOT_A_TERMINAL_WIDTH: Final = 1000
+_STATE_STYLES: Final = {"ACTIVE": "green", "REDUCING": "yellow", "HALTED": "bold red"}
+
+
+def to_text(view: RenderableType, out: TextIO) -> str:
+    """`view` as the text to write to `out`, without a final newline: styled when
+    `out` is a terminal (rich decides, honouring NO_COLOR, FORCE_COLOR and
+    TTY_COMPATIBLE), plain otherwise; trailing spaces cut."""
+    if isinstance(view, str):
+        return view
+    console = Console(file=out, highlight=False, emoji=False, markup=False)
+    if not console.is_terminal:
+        console.width = NOT_A_TERMINAL_WIDTH
+    with console.capture() as captured:
+        console.print(view)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
+
+
+def _grid(columns: Sequence[str], numeric: Iterable[str] = ()) -> Table:
+    """A table with a header underlined, no frame; `numeric` columns right-aligned."""
+    right = set(numeric)
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for name in columns:
+        grid.add_column(name, justify="right" if name in right else "left")
+    return grid
+
+
+def _titled(title: str, grid: Table, what: str) -> RenderableType:
+    """`grid` under its title, or `what: none` for a table without rows. (A title of
+    rich's own is wrapped to the table's width; this one is a line of its own.)"""
+    if not grid.row_count:
+        return Text(f"{what}: none")
+    return Group(Text(title, style="bold"), grid)
+
+
+def _pairs(
+    title: str, rows: Iterable[tuple[str, RenderableType]], numeric: bool = False
+) -> RenderableType:
+    """`key  value` lines under a title; `numeric` values right-aligned."""
+    grid = Table(box=None, show_header=False, pad_edge=False)
+    grid.add_column(style="bold")
+    grid.add_column(justify="right" if numeric else "left")
+    for key, value in rows:
+        grid.add_row(key, value)
+    return Group(Text(title, style="bold"), grid)
+
+
+def _dash(value: str) -> str:
+    return value or "-"
+
+
+def _state(status: risk_pb2.TradingStatus) -> Text:
+    state = label(status, "state")
+    return Text(state, style=_STATE_STYLES.get(state, ""))
+
+
+def _counts(message: Message) -> list[tuple[str, RenderableType]]:
+    """Every scalar field of a counters message, in proto order, zero or not (a counter
+    left out would read as "not counted"); a field added to the proto shows up here.
+    Maps and nested messages are left to their own tables."""
+    rows: list[tuple[str, RenderableType]] = []
+    for field in message.DESCRIPTOR.fields:
+        if field.message_type is not None:
+            continue
+        value = getattr(message, field.name)
+        shown = f"{value:,}" if type(value) is int else _dash(str(value))
+        rows.append((field.name.replace("_", " "), shown))
+    return rows
+
+
+def trading_view(status: risk_pb2.TradingStatus, title: str = "Trading") -> RenderableType:
+    """The (effective) trading state: who set it, when, as which cause, and why."""
+    return _pairs(
+        title,
+        [
+            ("state", _state(status)),
+            ("by", _dash(status.changed_by)),
+            ("since", when(status.changed_at)),
+            ("cause", label(status, "cause") if status.cause else "-"),
+            ("reason", _dash(status.reason)),
+        ],
+    )
+
+
+def status_view(status: pb.GetStatusResponse) -> Group:
+    """`tradectl status`: the service, the trading state, each component's health,
+    every counter, and the advisor's counters."""
+    live = Text("yes: real money", style="bold red") if status.broker_live else Text("no")
+    service = _pairs(
+        "Service",
+        [
+            ("version", _dash(status.version)),
+            ("clock", _dash(status.clock)),
+            ("now", when(status.now)),
+            ("broker", _dash(status.broker)),
+            ("endpoint", _dash(status.broker_endpoint)),
+            ("account", _dash(status.broker_account)),
+            ("live", live),
+        ],
+    )
+    components = _grid(("COMPONENT", "HEALTH", "DETAIL"))
+    for component in status.components:
+        health = Text("ok", style="green") if component.healthy else Text("FAILING", "bold red")
+        components.add_row(component.name, health, _dash(component.detail))
+    return Group(
+        service,
+        Text(""),
+        trading_view(status.trading),
+        Text(""),
+        _titled("Components", components, "components"),
+        Text(""),
+        _pairs("Counters (since start)", _counts(status.counters), numeric=True),
+        Text(""),
+        _pairs("Advisor", _counts(status.advisor)),
+    )
+
+
+def causes_view(causes: Sequence[risk_pb2.TradingStatus]) -> RenderableType:
+    grid = _grid(("CAUSE", "STATE", "BY", "SINCE", "REASON"))
+    for c in causes:
+        grid.add_row(
+            label(c, "cause"), _state(c), _dash(c.changed_by), when(c.changed_at), _dash(c.reason)
+        )
+    return _titled("Causes in force", grid, "causes in force")
+
+
+def rules_view(rules: Iterable[risk_pb2.RiskRule]) -> RenderableType:
+    """Each rule's counts since the service started and since the audit log began
+    (LOG), whether it judges trades that only reduce a position, its parameters."""
+    counts = ("PASSED", "REJECTED", "PASSED (LOG)", "REJECTED (LOG)")
+    grid = _grid(("RULE", *counts, "REDUCING TRADES", "PARAMETERS"), numeric=counts)
+    for r in rules:
+        grid.add_row(
+            r.name,
+            f"{r.passed:,}",
+            f"{r.rejected:,}",
+            f"{r.passed_total:,}",
+            f"{r.rejected_total:,}",
+            "judged" if r.applies_to_reducing else "exempt",
+            " ".join(f"{k}={v}" for k, v in sorted(r.parameters.items())) or "-",
+        )
+    return _titled("Rules: counts since start, and (LOG) since the audit log began", grid, "rules")
+
+
+def decisions_view(decisions: Sequence[risk_pb2.RiskDecision], title: str) -> RenderableType:
+    """One row a decision: when, the verdict, the signal, and every refusal's code
+    and detail."""
+    columns = ("DECIDED", "VERDICT", "SIDE", "QTY", "SYMBOL", "PRICE", "SOURCE", "REFUSED BY")
+    grid = _grid(columns, numeric=("QTY", "PRICE"))
+    for d in decisions:
+        s = d.signal
+        verdict = Text("APPROVED", "green") if d.approved else Text("REJECTED", "red")
+        grid.add_row(
+            when(d.decided_at),
+            verdict,
+            label(s, "side"),
+            _dash(s.quantity),
+            s.symbol,
+            _dash(s.reference_price),
+            _dash(s.source),
+            "; ".join(rejections(d)) or "-",
+        )
+    return _titled(title, grid, title.lower())
+
+
+def limits_view(limits: Mapping[str, str]) -> RenderableType:
+    grid = _grid(("LIMIT", "VALUE"))
+    for key, value in sorted(limits.items()):
+        grid.add_row(key, value)
+    return _titled("Limits in force", grid, "limits")
+
+
+def risk_status_view(response: pb.GetRiskStatusResponse) -> Group:
+    """`tradectl risk status`: the effective state and every cause in force, the
+    decisions so far, every rule, the limits, and the recent decisions asked for."""
+    parts: list[RenderableType] = [
+        trading_view(response.trading),
+        Text(""),
+        causes_view(response.causes),
+        Text(""),
+        Text(
+            f"decisions since start: {response.approvals:,} approved, "
+            f"{response.rejections:,} rejected"
+        ),
+        Text(""),
+        rules_view(response.rules),
+        Text(""),
+        limits_view(response.limits),
+    ]
+    if response.recent_decisions:
+        count = len(response.recent_decisions)
+        parts += [
+            Text(""),
+            decisions_view(response.recent_decisions, f"Recent decisions ({count})"),
+        ]
+    return Group(*parts)
+
+
+def _with_next_page(view: RenderableType, token: str) -> RenderableType:
+    return Group(view, Text(f"more: --page-token {token}")) if token else view
+
+
+def orders_view(
+    orders: Sequence[orders_pb2.Order], next_page: str = "", what: str = "orders"
+) -> RenderableType:
+    """One row an order; `what` names them when there are none ("no active orders")."""
+    if not orders:
+        return _with_next_page(Text(f"no {what}"), next_page)
+    grid = _grid(ORDER_COLUMNS, numeric=("QTY", "FILLED", "AVG PRICE", "LIMIT"))
+    for o in orders:
+        cells: list[RenderableType] = list(order_cells(o))
+        cells[2] = _side(o)
+        grid.add_row(*cells)
+    return _with_next_page(grid, next_page)
+
+
+def _side(message: orders_pb2.Order | advisor_pb2.TradeIdea) -> Text:
+    side = label(message, "side")
+    return Text(side, style={"BUY": "green", "SELL": "red"}.get(side, ""))
+
+
+def positions_view(positions: Sequence[orders_pb2.Position]) -> RenderableType:
+    if not positions:
+        return Text("no positions")
+    grid = _grid(POSITION_COLUMNS, numeric=POSITION_COLUMNS[1:])
+    for p in positions:
+        cells: list[RenderableType] = list(position_cells(p))
+        cells[-1] = Text(p.unrealized_pnl, style=_sign_style(p.unrealized_pnl))
+        grid.add_row(*cells)
+    return grid
+
+
+def _sign_style(amount: str) -> str:
+    if amount.startswith("-"):
+        return "red"
+    return "green" if amount.strip("0.") else ""
+
+
+def account_view(account: orders_pb2.Account) -> RenderableType:
+    return _pairs(
+        "Account",
+        [
+            ("cash", _dash(account.cash)),
+            ("equity", _dash(account.equity)),
+            ("buying power", _dash(account.buying_power)),
+            ("currency", _dash(account.currency)),
+        ],
+    )
+
+
+def ideas_view(ideas: Sequence[advisor_pb2.TradeIdea], next_page: str = "") -> RenderableType:
+    if not ideas:
+        return _with_next_page(Text("no ideas"), next_page)
+    grid = _grid(IDEA_COLUMNS, numeric=("QTY", "PRICE", "CONFIDENCE"))
+    for i in ideas:
+        cells: list[RenderableType] = list(idea_cells(i))
+        cells[2] = _side(i)
+        grid.add_row(*cells)
+    return _with_next_page(grid, next_page)
+
+
+def strategies_view(strategies: Sequence[pb.Strategy]) -> RenderableType:
+    if not strategies:
+        return Text("no strategies")
+    grid = _grid(STRATEGY_COLUMNS, numeric=("SIGNALS",))
+    for s in strategies:
+        cells: list[RenderableType] = list(strategy_cells(s))
+        cells[1] = Text("yes", style="green") if s.active else Text("no")
+        grid.add_row(*cells)
+    return grid
+
+
+def stream_view(
+    summary: pb.StreamMarketDataResponse,
+    *,
+    source: str,
+    feed_id: str,
+    seconds: float | None = None,
+    tries: int = 1,
+) -> Group:
+    """`tradectl stream`'s summary: every count of the response, zero or not, then the
+    risk gate's rejections by reason code, most frequent first."""
+    rows = _counts(summary)  # all but rejections_by_code, a table of its own below
+    rows.append(("feed id", feed_id))
+    if seconds is not None and seconds > 0:
+        rate = summary.events_accepted / seconds
+        took = f"{seconds:.1f} s ({rate:,.0f} events/s)" if rate else f"{seconds:.1f} s"
+        rows.append(("took", took))
+    by_code = sorted(summary.rejections_by_code.items(), key=lambda item: (-item[1], item[0]))
+    reasons = _grid(("CODE", "COUNT"), numeric=("COUNT",))
+    for code, count in by_code:
+        reasons.add_row(code, f"{count:,}")
+    parts: list[RenderableType] = [
+        _pairs(f"Streamed {source}", rows),
+        Text(""),
+        _titled("Rejections by reason", reasons, "rejections by reason"),
+    ]
+    if tries > 1:
+        # A try that failed returned no summary, so what it caused is in none.
+        parts.append(
+            Text(
+                f"(the counts of the last of {tries} tries: the messages an earlier try got "
+                "accepted are its duplicates dropped, and what they caused is not counted "
+                "here; `tradectl risk status` has the totals)"
+            )
+        )
+    return Group(*parts)

@@ -23,6 +23,10 @@ server stream with its ``cancel()`` (or leave its ``with`` block).
 The bearer token rides as per-call metadata rather than in a channel
 interceptor, so it works the same on a channel the caller built (an
 ``aio`` channel takes interceptors only when it is created).
+
+TLS: ``TradingClient(target, token, ca_file="ca.pem")``, with ``cert_file``
+and ``key_file`` for mutual TLS; the TRADING_TLS* variables give what is not
+passed (client/tls.py).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from client.tls import ClientTLS, PathArg, open_aio_channel, open_channel, resolve_tls
 from trading.v1 import (
     advisor_pb2,
     audit_pb2,
@@ -556,11 +561,34 @@ class _CallSettings:
         self._streaming: _CallOptions = {"timeout": None, "metadata": metadata}
 
 
+def _own_channel_tls(
+    channel: object,
+    tls: bool | None,
+    ca_file: PathArg | None,
+    cert_file: PathArg | None,
+    key_file: PathArg | None,
+    server_name: str | None,
+) -> ClientTLS | None:
+    """The TLS of the channel a client creates (client/tls.py, which also reads the
+    TRADING_TLS* variables); a channel passed in has its own credentials."""
+    if channel is None:
+        return resolve_tls(tls, ca_file, cert_file, key_file, server_name)
+    if tls is not None or any(v is not None for v in (ca_file, cert_file, key_file, server_name)):
+        raise ValueError("TLS options are for the channel the client creates, not one passed in")
+    return None
+
+
 class TradingClient(_CallSettings):
     """Blocking client. Use as a context manager, or call close().
 
-    `channel`: a channel you built (TLS, options); then `target` is not used and
-    the channel stays yours to close. Otherwise an insecure channel to `target`.
+    TLS: `tls=True` (gRPC's default roots), or `ca_file` to trust; `cert_file` and
+    `key_file` for mutual TLS; `server_name` to check in the server's certificate
+    instead of the target's host. Each one not given is read from the environment
+    (TRADING_TLS=yes, TRADING_TLS_CA, TRADING_TLS_CLIENT_CERT, TRADING_TLS_CLIENT_KEY,
+    TRADING_TLS_SERVER_NAME; see client/tls.py); with none, plaintext.
+
+    `channel`: a channel you built (credentials, options); then `target` and the
+    TLS options are not used and the channel stays yours to close.
     """
 
     def __init__(
@@ -570,10 +598,16 @@ class TradingClient(_CallSettings):
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         channel: grpc.Channel | None = None,
+        tls: bool | None = None,
+        ca_file: PathArg | None = None,
+        cert_file: PathArg | None = None,
+        key_file: PathArg | None = None,
+        server_name: str | None = None,
     ) -> None:
         super().__init__(token, timeout)
+        security = _own_channel_tls(channel, tls, ca_file, cert_file, key_file, server_name)
         self._owns_channel = channel is None
-        self._channel = grpc.insecure_channel(target) if channel is None else channel
+        self._channel = open_channel(target, security) if channel is None else channel
         self._stub = trading_service_pb2_grpc.TradingServiceStub(self._channel)
 
     def close(self) -> None:
@@ -876,7 +910,7 @@ class AsyncTradingClient(_CallSettings):
 
     Unary methods are coroutines; subscribe_events and query_audit return an
     AsyncServerStream at once (``async for`` over it). `channel` must be a
-    grpc.aio channel; see TradingClient for who closes it.
+    grpc.aio channel; see TradingClient for who closes it, and for TLS.
     """
 
     def __init__(
@@ -886,10 +920,16 @@ class AsyncTradingClient(_CallSettings):
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         channel: grpc.aio.Channel | None = None,
+        tls: bool | None = None,
+        ca_file: PathArg | None = None,
+        cert_file: PathArg | None = None,
+        key_file: PathArg | None = None,
+        server_name: str | None = None,
     ) -> None:
         super().__init__(token, timeout)
+        security = _own_channel_tls(channel, tls, ca_file, cert_file, key_file, server_name)
         self._owns_channel = channel is None
-        self._channel = grpc.aio.insecure_channel(target) if channel is None else channel
+        self._channel = open_aio_channel(target, security) if channel is None else channel
         self._stub = trading_service_pb2_grpc.TradingServiceStub(self._channel)
 
     async def close(self) -> None:

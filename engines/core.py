@@ -30,7 +30,8 @@ from engines.strategy.engine import StrategyEngine, StrategyInfo
 
 @dataclass(slots=True)
 class CoreStats:
-    market_events: int = 0
+    market_events: int = 0  # ticks accepted
+    market_messages: int = 0  # the messages they came in (one increment per message, not per tick)
 
 
 class Core:
@@ -78,6 +79,7 @@ class Core:
 
         def apply(locate: TickLocator) -> None:
             self.stats.market_events += len(batch)
+            self.stats.market_messages += 1
             self.strategies.on_market_data(batch, locate)
 
         def in_order() -> None:

@@ -70,10 +70,13 @@ from server.interceptors.allow_list import AllowList, parse_networks
 from server.interceptors.call import CallObserver
 from server.interceptors.chain import CallChain
 from server.interceptors.rate_limit import RateLimiter
+from server.interceptors.rpc_metrics import RpcMetrics
+from server.metrics import ServiceMetrics
 from server.servicer import TradingServicer
-from server.settings import Settings
+from server.settings import Settings, parse_host_port
 from server.store_outage import StoreOutageGuard
 from server.stream_limits import Capacity, ConnectionLimits, StreamLimiter
+from server.tls import server_transport
 from server.validation import NS, MarketBatchReader
 from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
 
@@ -318,6 +321,12 @@ class Service:
     supervisor: BrokerSupervisor | None = None
     lease: Lease | None = None
     access_log: AccessLog | None = None
+    metrics: ServiceMetrics | None = None  # TRADING_METRICS_LISTEN; serving from create_server
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the Prometheus endpoint; None when it is off."""
+        return self.metrics.port if self.metrics is not None else None
 
     def stop(self, grace: float | None = 2.0) -> None:
         """Shut down in order. Health says NOT_SERVING for every service first (and
@@ -337,6 +346,8 @@ class Service:
                 log.info("shutdown: every call finished (%.2f s)", took)
             else:
                 log.warning("shutdown: grace of %g s over, calls still open were cancelled", grace)
+        if self.metrics is not None:
+            self.metrics.close()  # before the store closes: a scrape reads it
         self.outage_guard.close()
         if self.supervisor is not None:
             self.supervisor.close()
@@ -365,7 +376,8 @@ def create_server(
     store: EventStore | None = None,
     calendar: Any = None,
 ) -> Service:
-    """Build everything and bind `address` (port 0 picks a free one); not started yet.
+    """Build everything and bind `address` (port 0 picks a free one), over TLS when the
+    settings give a certificate (server/tls.py); not started yet.
     `token` is the operator's (TRADING_API_KEY); TRADING_TOKENS_FILE may add others."""
     # A bad tokens file stops the start, before anything is opened.
     auth = Authenticator(
@@ -373,6 +385,8 @@ def create_server(
         tokens_file=settings.trading_tokens_file,
         allow_insecure=settings.trading_tokens_file_allow_insecure,
     )
+    # So do unusable TLS files and plaintext on a non-loopback address (server/tls.py).
+    transport = server_transport(settings, address)
     order_timeouts = parse_order_timeouts(settings.trading_order_timeouts)
     broker = build_broker(settings)  # BrokerConfigError: the service does not start
     lease: Lease | None = None
@@ -387,9 +401,10 @@ def create_server(
         every_records=settings.trading_anchor_every_records,
         every_seconds=settings.trading_anchor_every_seconds,
     )
-    core = build_core(
-        settings, store, calendar if calendar is not None else load_calendar(), broker
-    )
+    calendar = calendar if calendar is not None else load_calendar()
+    core = build_core(settings, store, calendar, broker)
+    # Counting from here on, so the start-up sweep's order updates count too.
+    metrics = ServiceMetrics(core, store, calendar) if settings.trading_metrics_listen else None
     if lease is not None:
         start_trading(core, lease.epoch, lease.holder)
     else:
@@ -423,6 +438,8 @@ def create_server(
     access_log_logger = open_access_log(settings.trading_access_log)
     access_log = AccessLog(access_log_logger) if access_log_logger is not None else None
     observers: list[CallObserver] = [access_log] if access_log is not None else []
+    if metrics is not None:
+        observers.append(RpcMetrics(metrics))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=capacity.worker_threads, thread_name_prefix="rpc"),
         interceptors=[_call_chain(settings, auth, StreamLimiter(capacity), observers)],
@@ -439,9 +456,12 @@ def create_server(
     )
     _report_health(core, health_servicer)
     guard = StoreOutageGuard(core, store)
-    port = server.add_insecure_port(address)
+    port = transport.bind(server, address)
     if port == 0:
         raise OSError(f"could not bind {address}")
+    if metrics is not None and settings.trading_metrics_listen:
+        host, wanted = parse_host_port(settings.trading_metrics_listen, "TRADING_METRICS_LISTEN")
+        log.info("metrics: Prometheus endpoint on %s port %d", host, metrics.serve(host, wanted))
     supervisor.start()
     return Service(
         server,
@@ -456,6 +476,7 @@ def create_server(
         supervisor,
         lease,
         access_log,
+        metrics,
     )
 
 

@@ -18,8 +18,9 @@ taken as a copy of it: a process-group kill under `make` delivers SIGTERM twice.
 Exit status: 0 stopped cleanly; 1 could not start (another instance holds the
 trading lease, the database cannot be opened), or stopped with audit rows left
 uncommitted; 2 bad configuration or command line (missing or refused broker
-credentials, a live endpoint without TRADING_LIVE=yes); 130 or 143 stopped at
-once by a second signal.
+credentials, a live endpoint without TRADING_LIVE=yes, TLS files that cannot be
+used, plaintext on a non-loopback address without TRADING_ALLOW_PLAINTEXT=yes);
+130 or 143 stopped at once by a second signal.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from brokers.base import BrokerConfigError
 from domain.errors import DomainError, Unavailable
 from server.bootstrap import Service, create_server, resolve_token
 from server.settings import Settings
+from server.tls import MODE_NAMES, TransportConfigError, transport_mode
 
 log = logging.getLogger("trading-server")
 
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     signals.install()
     try:
         service = create_server(settings, address, token=resolve_token(settings))
-    except BrokerConfigError as exc:
+    except (BrokerConfigError, TransportConfigError) as exc:  # the latter is a ValueError
         print(f"trading-server: bad configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (DomainError, OSError, ValueError) as exc:
@@ -124,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     _reload_tokens_on_sighup(service)
     service.server.start()
     log.info(
-        "serving trading.v1.TradingService on %s (clock=%s, broker=%s, audit=%s)",
+        "serving trading.v1.TradingService on %s over %s (clock=%s, broker=%s, audit=%s)",
         address.rsplit(":", 1)[0] + f":{service.port}",
+        MODE_NAMES[transport_mode(settings)],
         settings.trading_clock,
         service.core.execution.broker_name,
         redact_url(settings.database_url),

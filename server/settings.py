@@ -26,6 +26,26 @@ class Settings(BaseSettings):
         False,
         description="accept (with a warning) a tokens file that others may read or change",
     )
+    # Transport security (server/tls.py): bearer tokens travel in every call's
+    # metadata, so off the machine they need TLS under them.
+    trading_tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) the server presents; with TRADING_TLS_KEY it "
+        "serves TLS",
+    )
+    trading_tls_key: Path | None = Field(
+        None, description="PEM private key (unencrypted) of TRADING_TLS_CERT"
+    )
+    trading_tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA certificates; set: every client must present a certificate "
+        "they signed (mutual TLS)",
+    )
+    trading_allow_plaintext: bool = Field(
+        False,
+        description="serve without TLS on an address other than loopback (something else "
+        "encrypts the traffic: a mesh, a TLS-terminating proxy)",
+    )
     database_url: str = Field(
         "sqlite:///var/trading-audit.db", description="audit store (SQLAlchemy URL)"
     )
@@ -129,6 +149,12 @@ class Settings(BaseSettings):
         "-",
         description="one JSON line per RPC: '-' standard error, 'off', or a file path",
     )
+    # Off by default: the endpoint is plain HTTP with no authentication (README, Monitoring).
+    trading_metrics_listen: str | None = Field(
+        None,
+        description="HOST:PORT of the Prometheus /metrics endpoint (plain HTTP, no "
+        "authentication), for example 127.0.0.1:9464; unset or 'off': none",
+    )
     trading_rate_limit_per_second: float = Field(
         200,
         ge=0,
@@ -226,6 +252,16 @@ class Settings(BaseSettings):
             parse_networks(value)  # ValueError names the bad entry
         return value
 
+    @field_validator("trading_metrics_listen", mode="before")
+    @classmethod
+    def _metrics_listen(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().lower() in ("", "off"):
+                return None
+            parse_host_port(value, "TRADING_METRICS_LISTEN")  # ValueError says what is wrong
+            return value.strip()
+        return value
+
     @field_validator("trading_strategy_symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
@@ -241,3 +277,39 @@ class Settings(BaseSettings):
                 f"({self.trading_strategy_short_period} >= {self.trading_strategy_long_period})"
             )
         return self
+
+    @field_validator("trading_tls_cert", "trading_tls_key", "trading_tls_client_ca", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        # `TRADING_TLS_CERT=` (a blanked line in an env file) means unset, not the
+        # current directory, which is what Path("") would make of it.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> Self:
+        cert, key = self.trading_tls_cert, self.trading_tls_key
+        if (cert is None) != (key is None):
+            given, missing = ("CERT", "KEY") if key is None else ("KEY", "CERT")
+            raise ValueError(
+                f"TRADING_TLS_{given} is set but TRADING_TLS_{missing} is not: "
+                "TLS needs the certificate and its private key"
+            )
+        if self.trading_tls_client_ca is not None and cert is None:
+            raise ValueError(
+                "TRADING_TLS_CLIENT_CA needs TRADING_TLS_CERT and TRADING_TLS_KEY: "
+                "client certificates are only asked for over TLS"
+            )
+        return self
+
+
+def parse_host_port(text: str, setting: str) -> tuple[str, int]:
+    """HOST:PORT as (host, port): `127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:0` (port 0:
+    any free port). ValueError naming `setting` otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(
+            f"{setting}: {text!r:.60} is not HOST:PORT (for example 127.0.0.1:9464 or [::1]:9464)"
+        )
+    return host, int(port)

@@ -45,6 +45,20 @@ class RunningService:
 StartService = Callable[..., RunningService]
 
 
+@pytest.fixture(autouse=True)
+def _no_client_tls_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK reads TRADING_TLS* as defaults: a developer's exported ones must not
+    turn the suite's plaintext loopback clients into TLS ones."""
+    for name in (
+        "TRADING_TLS",
+        "TRADING_TLS_CA",
+        "TRADING_TLS_CLIENT_CERT",
+        "TRADING_TLS_CLIENT_KEY",
+        "TRADING_TLS_SERVER_NAME",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def calendar() -> Any:
     return load_calendar()
@@ -58,6 +72,8 @@ def start_service(tmp_path: Path, calendar: Any) -> Iterator[StartService]:
         values: dict[str, Any] = {
             "database_url": f"sqlite:///{tmp_path / 'audit.db'}",
             "trading_clock": "event",
+            # The product logs every call to stderr; tests that read it set a file.
+            "trading_access_log": "off",
         }
         values.update(overrides)
         settings = Settings(**values)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from client.progress import progress_bar
+
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 2
-PROGRESS_AFTER_S: Final = 1.0
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +115,7 @@ def _run(args: argparse.Namespace, out: TextIO, as_json: bool) -> int:
         batch_size=args.batch,
     )
     if grid:
-        with _progress("grid cells") as advance:
+        with progress_bar("grid cells") as advance:
             cells = run_grid(
                 data,
                 config,
@@ -135,7 +133,7 @@ def _run(args: argparse.Namespace, out: TextIO, as_json: bool) -> int:
             _print_grid(cells, args.metric, out)
             print_files(files, out)
         return EXIT_OK
-    with _progress("ticks") as advance:
+    with progress_bar("ticks") as advance:
         result = run_backtest(data, config, progress=advance)
     files = write_report(result, args.out) if args.out else []
     if as_json:
@@ -148,42 +146,6 @@ def _run(args: argparse.Namespace, out: TextIO, as_json: bool) -> int:
     print_summary(result.summary, data.symbol_names, out)
     print_files(files, out)
     return EXIT_OK
-
-
-@contextmanager
-def _progress(unit: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr, shown only once the run has taken a second
-    and only on a terminal, so short runs and scripts print nothing extra."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    started = time.monotonic()
-    bar: dict[str, Any] = {}
-
-    def advance(done: int, total: int) -> None:
-        if not console.is_terminal:
-            return
-        if not bar:
-            if time.monotonic() - started < PROGRESS_AFTER_S:
-                return
-            progress = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
-            progress.start()
-            bar["progress"], bar["task"] = progress, progress.add_task(unit, total=total)
-        bar["progress"].update(bar["task"], completed=done)
-
-    try:
-        yield advance
-    finally:
-        if bar:
-            bar["progress"].stop()
 
 
 def print_summary(summary: Any, symbols: list[str], out: TextIO) -> None:

@@ -65,6 +65,12 @@ class MarketData:
     prices: npt.NDArray[np.float64]
     volumes: npt.NDArray[np.float64]
     source: str = ""
+    # Where each tick was read: its line in a CSV file (the header is line 1), or its
+    # row in a Parquet file (from 1, `line_unit` "row"), so that a refusal of a tick,
+    # even one the service sends back (`tradectl stream`), can name it. None for
+    # data not read from a file.
+    lines: npt.NDArray[np.int64] | None = None
+    line_unit: str = "line"
 
     def __len__(self) -> int:
         return len(self.timestamps_ns)
@@ -165,7 +171,16 @@ def load_market_data(
         volumes = np.zeros(len(frame))
     _check_in_order(names, stamps, where)
     order = np.lexsort((names, stamps))  # by time, then symbol; stable
-    return MarketData(names[order], stamps[order], prices[order], volumes[order], str(path))
+    lines = np.arange(first_line, first_line + len(frame), dtype=np.int64)
+    return MarketData(
+        names[order],
+        stamps[order],
+        prices[order],
+        volumes[order],
+        str(path),
+        lines=lines[order],
+        line_unit=unit,
+    )
 
 
 @dataclass(frozen=True, slots=True)

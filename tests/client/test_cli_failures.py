@@ -60,7 +60,8 @@ def test_no_service_at_the_address_is_one_line_naming_it_and_exit_4(
 
     assert result.returncode == EXIT_UNREACHABLE == 4
     assert result.stderr == (
-        f"cannot reach the trading service at {target}: is it running? start it with 'make run'\n"
+        f"error: cannot reach the trading service at {target} (connection refused): start it "
+        "with 'make run', or point --target (or TRADING_TARGET) at it\n"
     )
     assert result.stdout == ""
 
@@ -69,7 +70,11 @@ def test_a_name_that_does_not_resolve_is_unreachable_too() -> None:
     result = _run("--target", "no-such-host.invalid:50051", "status")
 
     assert result.returncode == 4
-    assert result.stderr.startswith("cannot reach the trading service at no-such-host.invalid")
+    assert result.stderr.startswith(
+        "error: cannot reach the trading service at no-such-host.invalid:50051 "
+        "(the name does not resolve): start it with 'make run'"
+    )
+    assert result.stderr.count("\n") == 1
     assert "UNAVAILABLE" not in result.stderr
 
 

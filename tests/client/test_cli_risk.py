@@ -485,48 +485,44 @@ def test_risk_status_shows_the_causes_and_each_rules_counts(
     assert tradectl(fake, "risk", "status", "--recent", "1") == 0
 
     assert fake.calls[0].request == pb.GetRiskStatusRequest(recent_decisions=1)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[:5] == [
-        f"trading: HALTED by alice since {SINCE} (OPERATOR): broker incident",
-        "causes in force:",
-        "  CAUSE               STATE     BY                 SINCE                 REASON",
-        f"  OPERATOR            HALTED    alice              {SINCE}  broker incident",
-        "  DAILY_LOSS_BREAKER  REDUCING  system:daily-loss  2024-03-05T15:00:00Z"
-        "  loss=3100.00 floor=97000.00",
-    ]
-    assert lines[5] == "decisions since start: 3 approved, 1 rejected"
-    assert lines[6] == "rules (counts since start, and (LOG) since the audit log began):"
-    assert lines[7].split() == [
-        "RULE",
-        "PASSED",
-        "REJECTED",
-        "PASSED(LOG)",
-        "REJECTED(LOG)",
-        "REDUCING",
-        "TRADES",
-        "PARAMETERS",
-    ]
-    assert lines[8].split() == [
-        "PriceCollarRule",
-        "3",
-        "1",
-        "40",
-        "2",
-        "judged",
-        "price_collar_pct=0.05",
-    ]
-    assert lines[9].split() == [
-        "MaxPositionSizeRule",
-        "4",
-        "0",
-        "41",
-        "1",
-        "exempt",
-        "max_position_pct=0.05",
-    ]
-    assert lines[10:] == [
-        "recent decisions (1):",
-        "  APPROVED BUY 5 IBM @ 124.0 confidence 1.00 from manual:alice",
+    rule = "─"  # under each table's header
+    assert capsys.readouterr().out.splitlines() == [
+        "Trading",
+        "state   HALTED",
+        "by      alice",
+        f"since   {SINCE}",
+        "cause   OPERATOR",
+        "reason  broker incident",
+        "",
+        "Causes in force",
+        "CAUSE                STATE      BY                  SINCE                  REASON",
+        rule * 102,
+        f"OPERATOR             HALTED     alice               {SINCE}   broker incident",
+        "DAILY_LOSS_BREAKER   REDUCING   system:daily-loss   2024-03-05T15:00:00Z   "
+        "loss=3100.00 floor=97000.00",
+        "",
+        "decisions since start: 3 approved, 1 rejected",
+        "",
+        "Rules: counts since start, and (LOG) since the audit log began",
+        "RULE                  PASSED   REJECTED   PASSED (LOG)   REJECTED (LOG)   "
+        "REDUCING TRADES   PARAMETERS",
+        rule * 113,
+        "PriceCollarRule            3          1             40                2   "
+        "judged            price_collar_pct=0.05",
+        "MaxPositionSizeRule        4          0             41                1   "
+        "exempt            max_position_pct=0.05",
+        "",
+        "Limits in force",
+        "LIMIT                VALUE",
+        rule * 26,
+        "duplicate_window     60",
+        "max_order_quantity   10000",
+        "min_confidence       0.6",
+        "",
+        "Recent decisions (1)",
+        "DECIDED   VERDICT    SIDE   QTY   SYMBOL   PRICE   SOURCE         REFUSED BY",
+        rule * 76,
+        "-         APPROVED   BUY      5   IBM      124.0   manual:alice   -",
     ]
 
 

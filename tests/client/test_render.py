@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from client import render
 from tests.client.advisor_samples import RATIONALE, analysis, approved_idea, pending_idea, stamp
 from trading.v1 import audit_pb2, events_pb2, orders_pb2, risk_pb2
@@ -140,7 +142,8 @@ def test_analysis_text_shows_the_question_and_leaves_out_empty_sections() -> Non
 
 
 def test_ideas_table_has_one_row_per_idea() -> None:
-    lines = render.ideas_table([pending_idea(), approved_idea()]).splitlines()
+    text = render.to_text(render.ideas_view([pending_idea(), approved_idea()]), io.StringIO())
+    lines = text.splitlines()
 
     assert lines[0].split() == [
         "IDEA",
@@ -153,7 +156,8 @@ def test_ideas_table_has_one_row_per_idea() -> None:
         "EXPIRES",
         "ORDER",
     ]
-    assert lines[1].split() == [
+    assert set(lines[1]) == {"─"}  # the header's rule
+    assert lines[2].split() == [
         "i506.1",
         "MSFT",
         "BUY",
@@ -164,7 +168,7 @@ def test_ideas_table_has_one_row_per_idea() -> None:
         "2013-03-01T21:14:00Z",
         "-",
     ]
-    assert lines[2].split()[6:] == ["APPROVED", "2013-03-01T21:14:00Z", "o510"]
+    assert lines[3].split()[6:] == ["APPROVED", "2013-03-01T21:14:00Z", "o510"]
 
 
 def test_trading_line_leaves_out_what_is_not_known() -> None:

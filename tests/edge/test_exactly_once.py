@@ -398,8 +398,10 @@ def test_tradectl_stream_resends_after_unavailable_and_the_result_is_exactly_onc
     assert status == 0, err
     assert pauses == [cli.STREAM_BACKOFF_SECONDS]
     assert "UNAVAILABLE" in err and "tradectl:bars.csv/10" in err
-    assert "duplicates dropped: 5" in out
-    assert "rejections by code:" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["duplicates", "dropped", "5"] in rows
+    assert "Rejections by reason" in out or "rejections by reason: none" in out
+    assert "(the counts of the last of 2 tries" in out
     assert len(journaled(running.client, "tradectl:bars.csv/10")) == 45
 
 
@@ -451,9 +453,15 @@ def test_tradectl_stream_prints_duplicates_and_rejections_by_code(
 
     assert cli.main(["--target", fake.target, "--token", TOKEN, "stream", str(path)]) == 0
 
-    out = capsys.readouterr().out
-    assert "duplicates dropped: 2" in out
-    assert "rejections by code:\n  MAX_POSITION: 2\n  MARKET_HOURS: 1" in out
+    lines = capsys.readouterr().out.splitlines()
+    assert ["duplicates", "dropped", "2"] in [line.split() for line in lines]
+    table = lines.index("Rejections by reason")
+    assert [line.split() for line in lines[table + 1 : table + 5]] == [
+        ["CODE", "COUNT"],
+        ["─" * len(lines[table + 2])],
+        ["MAX_POSITION", "2"],  # the most frequent first
+        ["MARKET_HOURS", "1"],
+    ]
     [call] = fake.calls_to("StreamMarketData")
     assert {r.feed_id for r in call.requests if isinstance(r, pb.StreamMarketDataRequest)} == {
         "tradectl:bars.csv"

@@ -202,6 +202,13 @@ def _scratch_copy(target: Path) -> None:
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / relative)
     (target / ".venv").symlink_to(REPO / ".venv")
+    # The copy shares the checkout's venv, so `make run` there must never
+    # reinstall: that would point the venv's editable install at the copy. Its
+    # set-up inputs are made older than the venv's stamp, and its code stamp newer.
+    for source in [target / "pyproject.toml", *(target / "protos").rglob("*.proto")]:
+        os.utime(source, (0, 0))
+    now = time.time()
+    os.utime(target / stamp, (now, now))
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +223,7 @@ def terminal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
         if not key.startswith(("TRADING_", "ALPACA_", "OPENAI_", "DATABASE_URL", "PAPER_"))
     }
     env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+
     env["HOME"] = str(root)
     session = Terminal(root, env)
     yield session
