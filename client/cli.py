@@ -54,13 +54,12 @@ from client import alpaca_feed, alpaca_history, render, token_command
 from client.audit_replay import add_replay_arguments, run_replay
 from client.backtest.command import add_backtest_arguments, run_backtest_command
 from client.marketdata import DEFAULT_BARS, batches, read_market_file
-from client.sdk import TIMES_IN_FORCE, AuditFilters, TradingClient
+from client.retries import retry_options
+from client.sdk import DEFAULT_TARGET, TIMES_IN_FORCE, AuditFilters, TradingClient
 from client.streaming import refused_where, stream_progress, stream_warnings
 from client.tls import open_channel, resolve_tls
 from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
 from trading.v1 import trading_service_pb2 as pb
-
-DEFAULT_TARGET: Final = "127.0.0.1:50051"
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -150,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls = resolve_tls(args.tls, args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
     except ValueError as error:  # names the file or variable
         parser.error(str(error))
-    channel = open_channel(args.target, tls)
+    channel = open_channel(args.target, tls, retry_options())
     try:
         with channel:  # the client's: TradingClient leaves a channel it is given open
             client = TradingClient(args.target, args.token, timeout=args.timeout, channel=channel)

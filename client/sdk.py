@@ -13,8 +13,17 @@ iterators that can be cancelled; the market-data client stream takes batches.
 Errors: a call the service answers with a non-OK status raises
 ``grpc.RpcError`` (``grpc.aio.AioRpcError`` from the async client), with the
 status in ``error.code()`` and the service's explanation in
-``error.details()``. The SDK neither retries nor translates errors: a caller
-that can act on a code should see it unchanged.
+``error.details()``; ``error_info(error)`` gives the attached
+``google.rpc.ErrorInfo`` (a stable ``reason`` and its facts). Errors are not
+translated: a caller that can act on a code sees it unchanged.
+
+Retries: reads (GetStatus, the List and Get calls, CheckOrder, VerifyAudit)
+that meet UNAVAILABLE are retried by gRPC's own retry policy, up to 4 attempts
+with backoff, within their deadline (client/retries.py). Nothing that changes
+anything is retried: SubmitOrder has no idempotency key.
+
+Defaults from the environment: ``target`` from TRADING_TARGET (else
+127.0.0.1:50051), ``token`` from TRADING_API_KEY, TLS from TRADING_TLS*.
 
 Deadlines: unary calls get ``timeout`` seconds (``None``: no deadline).
 Streaming calls have none, because they last as long as their data; stop a
@@ -32,6 +41,7 @@ passed (client/tls.py).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -64,6 +74,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from client.retries import retry_options
 from client.tls import ClientTLS, PathArg, open_aio_channel, open_channel, resolve_tls
 from trading.v1 import (
     advisor_pb2,
@@ -550,12 +561,22 @@ class _CallOptions(TypedDict):
     metadata: tuple[tuple[str, str], ...]
 
 
+DEFAULT_TARGET: Final = "127.0.0.1:50051"
+
+
+def _target(target: str | None) -> str:
+    return target or os.environ.get("TRADING_TARGET", "") or DEFAULT_TARGET
+
+
 class _CallSettings:
     """The call options both clients send: the bearer token, and deadlines."""
 
-    def __init__(self, token: str, timeout: float | None) -> None:
+    def __init__(self, token: str | None, timeout: float | None) -> None:
+        token = token if token is not None else os.environ.get("TRADING_API_KEY", "")
         if not token:
-            raise ValueError("token is empty: every call needs the service's API key")
+            raise ValueError(
+                "no token: pass token= or set TRADING_API_KEY (every call needs an API key)"
+            )
         metadata = (("authorization", f"Bearer {token}"),)
         self._unary: _CallOptions = {"timeout": timeout, "metadata": metadata}
         self._streaming: _CallOptions = {"timeout": None, "metadata": metadata}
@@ -593,8 +614,8 @@ class TradingClient(_CallSettings):
 
     def __init__(
         self,
-        target: str,
-        token: str,
+        target: str | None = None,
+        token: str | None = None,
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         channel: grpc.Channel | None = None,
@@ -607,7 +628,9 @@ class TradingClient(_CallSettings):
         super().__init__(token, timeout)
         security = _own_channel_tls(channel, tls, ca_file, cert_file, key_file, server_name)
         self._owns_channel = channel is None
-        self._channel = open_channel(target, security) if channel is None else channel
+        self._channel = (
+            open_channel(_target(target), security, retry_options()) if channel is None else channel
+        )
         self._stub = trading_service_pb2_grpc.TradingServiceStub(self._channel)
 
     def close(self) -> None:
@@ -915,8 +938,8 @@ class AsyncTradingClient(_CallSettings):
 
     def __init__(
         self,
-        target: str,
-        token: str,
+        target: str | None = None,
+        token: str | None = None,
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         channel: grpc.aio.Channel | None = None,
@@ -929,7 +952,11 @@ class AsyncTradingClient(_CallSettings):
         super().__init__(token, timeout)
         security = _own_channel_tls(channel, tls, ca_file, cert_file, key_file, server_name)
         self._owns_channel = channel is None
-        self._channel = open_aio_channel(target, security) if channel is None else channel
+        self._channel = (
+            open_aio_channel(_target(target), security, retry_options())
+            if channel is None
+            else channel
+        )
         self._stub = trading_service_pb2_grpc.TradingServiceStub(self._channel)
 
     async def close(self) -> None:

@@ -391,6 +391,8 @@ def start_target(start_service: StartService, folder: Path, like: Target | None 
             trading_tokens_file=str(tokens),
             openai_api_key=None,
             database_url=f"sqlite:///{folder / f'audit-{uuid.uuid4().hex}.db'}",
+            # The fuzzer calls as fast as it can; rate limits have tests of their own.
+            trading_rate_limit_per_second=0,
         )
         seed(running)
         return running, grpc.insecure_channel(running.target)
