@@ -209,6 +209,14 @@ def unreachable_line(error: grpc.RpcError, target: str, timeout: float) -> str:
             f"error: no TLS connection to the trading service at {target} (the handshake "
             "failed): check --tls, --tls-ca and --tls-server-name against how it serves"
         )
+    if "socket closed" in details or "connection reset" in details:
+        # Something took the connection and dropped it at once: most often a TLS
+        # server met by a plaintext client, or mutual TLS without a certificate.
+        return (
+            f"error: the trading service at {target} closed the connection at once: if it "
+            "serves TLS, give --tls or --tls-ca (and --tls-cert/--tls-key for client "
+            "certificates)"
+        )
     if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
         why = f"no connection within {timeout:g}s"
     elif "connection refused" in details:

@@ -18,7 +18,7 @@ status in ``error.code()`` and the service's explanation in
 translated: a caller that can act on a code sees it unchanged.
 
 Retries: reads (GetStatus, the List and Get calls, CheckOrder, VerifyAudit)
-that meet UNAVAILABLE are retried by gRPC's own retry policy, up to 4 attempts
+that meet UNAVAILABLE are retried by gRPC's own retry policy, up to 3 attempts
 with backoff, within their deadline (client/retries.py). Nothing that changes
 anything is retried: SubmitOrder has no idempotency key.
 

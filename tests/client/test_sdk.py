@@ -55,7 +55,7 @@ def test_market_event_leaves_optional_fields_unset() -> None:
 
 
 def test_client_refuses_an_empty_token() -> None:
-    with pytest.raises(ValueError, match="token is empty"):
+    with pytest.raises(ValueError, match="no token"):
         TradingClient("127.0.0.1:1", "")
 
 

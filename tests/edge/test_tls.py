@@ -368,6 +368,16 @@ def test_tradectl_status_over_tls(
     assert "ACTIVE" in out
 
 
+def test_tradectl_in_plaintext_against_tls_says_to_use_tls_not_to_start_it(
+    tls_svc: RunningService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = tradectl(["--target", tls_svc.target, "--token", TOKEN, "status"])
+    err = capsys.readouterr().err
+    assert status == 4
+    assert "closed the connection at once" in err and "--tls-ca" in err
+    assert "make run" not in err  # the service is running: starting it is not the fix
+
+
 def test_tradectl_over_mtls_with_its_options_and_with_the_environment(
     mtls_svc: RunningService,
     pki: Pki,

@@ -16,7 +16,7 @@ import pytest
 
 from tests.sim.simulator import SimulationFailure, run_seed
 
-SEEDS = int(os.environ.get("SIM_SEEDS", "500"))
+SEEDS = int(os.environ.get("SIM_SEEDS", "300"))
 STEPS = 30
 # Seeds whose replay once diverged: an order refused because the store was down
 # ("not sent") is an outcome of the world, not of the input, so the replay's store
