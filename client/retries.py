@@ -4,9 +4,10 @@ on the channel), for the calls that are safe to repeat.
 Reads change nothing, so a read that met UNAVAILABLE (the service restarting, a
 connection dropped, the audit store briefly down) is tried again, up to three
 times in all, backing off from 0.1 s, within the call's deadline: a service that
-is down is reported after about a third of a second. A call that changes something is never retried by the SDK: SubmitOrder has no
-idempotency key, so a blind resend could place a second order, and an operator
-action should be seen to fail, not to happen later. Streams are not retried
+is down is reported after about a third of a second. A call that changes
+something is never retried by the SDK: SubmitOrder has no idempotency key, so a
+blind resend could place a second order, and an operator action should be seen
+to fail, not to happen later. Streams are not retried
 either: StreamMarketData resumes by its feed id and sequence numbers, and
 SubscribeEvents by `from_seq`, which the caller knows and gRPC does not.
 """
