@@ -47,14 +47,19 @@ StartService = Callable[..., RunningService]
 
 @pytest.fixture(autouse=True)
 def _no_client_tls_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK reads TRADING_TLS* as defaults: a developer's exported ones must not
-    turn the suite's plaintext loopback clients into TLS ones."""
+    """The SDK and the service read TRADING_TLS* as defaults: a developer's exported
+    ones must not turn the suite's plaintext loopback servers and clients into TLS
+    ones. Tests of TLS set what they need."""
     for name in (
         "TRADING_TLS",
         "TRADING_TLS_CA",
         "TRADING_TLS_CLIENT_CERT",
         "TRADING_TLS_CLIENT_KEY",
         "TRADING_TLS_SERVER_NAME",
+        "TRADING_TLS_CERT",
+        "TRADING_TLS_KEY",
+        "TRADING_TLS_CLIENT_CA",
+        "TRADING_ALLOW_PLAINTEXT",
     ):
         monkeypatch.delenv(name, raising=False)
 

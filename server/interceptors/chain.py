@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -56,12 +56,17 @@ class _Ending:
     """Ends a call once, whichever comes first: the behaviour finishing, or gRPC
     reporting the call over (cancelled, deadline, client gone)."""
 
-    __slots__ = ("_call", "_context", "_done", "_lock", "_observers", "slot")
+    __slots__ = ("_call", "_context", "_done", "_lock", "_observers", "_size", "slot")
 
     def __init__(
-        self, call: Call, context: grpc.ServicerContext, observers: Sequence[CallObserver]
+        self,
+        call: Call,
+        context: grpc.ServicerContext,
+        observers: Sequence[CallObserver],
+        size: list[int],
     ) -> None:
         self._call = call
+        self._size = size  # bytes of request messages read so far
         self._context = context
         self._observers = observers
         self._lock = threading.Lock()
@@ -77,6 +82,7 @@ class _Ending:
             self.slot.release()
         call, context = self._call, self._context
         call.duration_s = time.monotonic() - call.started
+        call.request_bytes = self._size[0]
         code = context.code()  # type: ignore[attr-defined]  # grpcio has it; the stubs do not
         if isinstance(code, grpc.StatusCode):
             call.code = code
@@ -133,7 +139,7 @@ class CallChain(grpc.ServerInterceptor):
                     observer.call_started(call)
                 except Exception:
                     log.exception("call observer %r failed", observer)
-            ending = _Ending(call, context, self._observers)
+            ending = _Ending(call, context, self._observers, size)
             if not context.add_callback(ending):
                 ending()  # the call ended while it waited for a thread
             return call, ending
@@ -151,14 +157,9 @@ class CallChain(grpc.ServerInterceptor):
                 )
                 responses = behavior(request, context)
             except BaseException as exc:
-                call.request_bytes = size[0]
-                try:
-                    _answer(exc, context)
-                finally:
-                    ending()
+                _fail(exc, context, ending)
             if handler.response_streaming:
-                return _streamed(responses, context, call, size, ending)
-            call.request_bytes = size[0]
+                return _streamed(responses, context, ending)
             ending()
             return responses
 
@@ -219,7 +220,7 @@ def _counting(count: Callable[[int], None]) -> Callable[[bytes], bytes]:
     return identity
 
 
-def _answer(exc: BaseException, context: grpc.ServicerContext) -> None:
+def _answer(exc: BaseException, context: grpc.ServicerContext) -> NoReturn:
     """Map what a call raised to its status (always raises)."""
     if isinstance(exc, DomainError):
         abort(context, exc)
@@ -234,20 +235,19 @@ def _answer(exc: BaseException, context: grpc.ServicerContext) -> None:
     raise exc
 
 
+def _fail(exc: BaseException, context: grpc.ServicerContext, ending: _Ending) -> NoReturn:
+    try:
+        _answer(exc, context)
+    finally:
+        ending()
+    raise AssertionError("unreachable: _answer raises")
+
+
 def _streamed(
-    responses: Iterator[Any],
-    context: grpc.ServicerContext,
-    call: Call,
-    size: list[int],
-    ending: _Ending,
+    responses: Iterator[Any], context: grpc.ServicerContext, ending: _Ending
 ) -> Iterator[Any]:
     try:
         yield from responses
     except BaseException as exc:
-        call.request_bytes = size[0]
-        try:
-            _answer(exc, context)
-        finally:
-            ending()
-    call.request_bytes = size[0]
+        _fail(exc, context, ending)
     ending()

@@ -98,24 +98,6 @@ def mtls_svc(start_service: StartService, pki: Pki) -> RunningService:
     return start_service(**tls_settings(pki.server, client_ca=pki.ca))
 
 
-@pytest.fixture(autouse=True)
-def no_tls_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The TLS variables of the machine running the tests play no part, except
-    where a test sets them."""
-    for name in (
-        "TRADING_TLS",
-        "TRADING_TLS_CA",
-        "TRADING_TLS_CLIENT_CERT",
-        "TRADING_TLS_CLIENT_KEY",
-        "TRADING_TLS_SERVER_NAME",
-        "TRADING_TLS_CERT",
-        "TRADING_TLS_KEY",
-        "TRADING_TLS_CLIENT_CA",
-        "TRADING_ALLOW_PLAINTEXT",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 def refusal(target: str, **tls: Any) -> grpc.RpcError | None:
     """How one GetStatus call over a channel the SDK builds with `tls` failed; None
     when it was answered."""
