@@ -97,6 +97,13 @@ def shell_commands(block: Block) -> list[Command]:
     return commands
 
 
+@dataclass(frozen=True)
+class Ran:
+    command: Command
+    stdout: str
+    stderr: str
+
+
 @dataclass
 class Terminal:
     """A shell session of the README's reader: environment, directory, the service."""
@@ -105,7 +112,7 @@ class Terminal:
     env: dict[str, str]
     server: subprocess.Popen[bytes] | None = None
     server_log: Path | None = None
-    transcript: list[str] = field(default_factory=list)
+    transcript: list[Ran] = field(default_factory=list)
 
     def run(self, command: Command) -> None:
         text = command.text
@@ -129,7 +136,7 @@ class Terminal:
             timeout=COMMAND_TIMEOUT_S,
             check=False,
         )
-        self.transcript.append(f"$ {text}\n{done.stdout}{done.stderr}")
+        self.transcript.append(Ran(command, done.stdout, done.stderr))
         assert done.returncode in command.allowed_exits, (
             f"README.md:{command.line}: `{text}` exited {done.returncode}\n"
             f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
@@ -269,3 +276,29 @@ def test_commands_are_read_as_a_reader_types_them() -> None:
     ]
     assert commands[1].allowed_exits == {0, 1}
     assert commands[0].allowed_exits == {0}
+
+
+def _counts(text: str) -> dict[str, str]:
+    """`name  value` lines of a printed summary, by name."""
+    return dict(re.findall(r"^([a-z][a-z ]+?)\s{2,}([\d,]+)\s*$", text, re.MULTILINE))
+
+
+def test_the_readme_stream_example_trades_and_prints_what_the_readme_shows(
+    terminal: Terminal,
+) -> None:
+    """Runs after every block (tests run in file order): the stream under the
+    event clock and the bundled symbols trades, with the README's own figures."""
+    streamed = [
+        ran
+        for ran in terminal.transcript
+        if ran.command.text.startswith("tradectl stream client/data/daily_bars.csv.gz")
+        and "Streamed" in ran.stdout
+        and "warning" not in ran.stderr
+    ]
+    assert streamed, "no README stream ran on a service that trades the file"
+    shown = README.read_text().split("Streamed client/data/daily_bars.csv.gz", 1)[1]
+    shown_counts = _counts(shown.split("```", 1)[0])
+    counts = _counts(streamed[-1].stdout)
+    assert int(counts["orders"].replace(",", "")) > 0
+    for name in ("events accepted", "signals", "approvals", "rejections", "orders"):
+        assert counts[name] == shown_counts[name], name
