@@ -393,6 +393,9 @@ def start_target(start_service: StartService, folder: Path, like: Target | None 
             database_url=f"sqlite:///{folder / f'audit-{uuid.uuid4().hex}.db'}",
             # The fuzzer calls as fast as it can; rate limits have tests of their own.
             trading_rate_limit_per_second=0,
+            # The broker sweep journals on its own timer (every 30 s by default); one
+            # landing during a refused call would look like the call's records.
+            trading_broker_sweep_seconds=3600,
         )
         seed(running)
         return running, grpc.insecure_channel(running.target)
