@@ -17,6 +17,7 @@ import pytest
 from client.cli import EXIT_UNREACHABLE, _unreachable
 from client.sdk import market_event
 from tests.conftest import TOKEN, RunningService, StartService
+from tests.support.calls import FailedCall
 from tests.support.market import SESSION
 from tests.support.tools import REPO
 
@@ -78,21 +79,10 @@ def test_a_name_that_does_not_resolve_is_unreachable_too() -> None:
     assert "UNAVAILABLE" not in result.stderr
 
 
-class _Failed(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        self._code, self._details = code, details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-
 def test_deadline_exceeded_counts_as_unreachable_only_when_nothing_takes_a_connection(
     closed_port: int,
 ) -> None:
-    deadline = _Failed(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    deadline = FailedCall(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
@@ -102,7 +92,7 @@ def test_deadline_exceeded_counts_as_unreachable_only_when_nothing_takes_a_conne
         assert not _unreachable(deadline, slow, 1.0)  # reached, merely slow: the raw error
     # An UNAVAILABLE the service itself sent is its own error, not "cannot reach".
     assert not _unreachable(
-        _Failed(grpc.StatusCode.UNAVAILABLE, "audit store unreachable"), slow, 1.0
+        FailedCall(grpc.StatusCode.UNAVAILABLE, "audit store unreachable"), slow, 1.0
     )
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from client.cli import EXIT_UNREACHABLE, unreachable_line
 from tests.client.fake_service import TOKEN
+from tests.support.calls import FailedCall
 from tests.support.tools import REPO
 
 
@@ -80,17 +81,6 @@ def test_stream_says_it_at_once_instead_of_retrying_five_times(closed_target: st
     assert time.monotonic() - started < 7.5
 
 
-class _Failed(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        self._code, self._details = code, details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-
 # What gRPC (1.85) says, word for word, for each way of not connecting.
 @pytest.mark.parametrize(
     ("code", "details", "why"),
@@ -120,7 +110,7 @@ class _Failed(grpc.RpcError):
 def test_the_line_says_why_in_a_persons_words(
     code: grpc.StatusCode, details: str, why: str
 ) -> None:
-    line = unreachable_line(_Failed(code, details), "db:50051", 2.5)
+    line = unreachable_line(FailedCall(code, details), "db:50051", 2.5)
 
     assert line == (
         f"error: cannot reach the trading service at db:50051 ({why}): start it with "
@@ -135,7 +125,7 @@ def test_a_failed_tls_handshake_points_at_the_tls_options_not_at_make_run() -> N
         "OPENSSL_internal:WRONG_VERSION_NUMBER"
     )
 
-    line = unreachable_line(_Failed(grpc.StatusCode.UNAVAILABLE, details), "127.0.0.1:50051", 10)
+    line = unreachable_line(FailedCall(grpc.StatusCode.UNAVAILABLE, details), "127.0.0.1:50051", 10)
 
     assert line == (
         "error: no TLS connection to the trading service at 127.0.0.1:50051 (the handshake "

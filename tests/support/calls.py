@@ -41,6 +41,19 @@ class Failure:
     error: grpc.RpcError = field(compare=False, repr=False)
 
 
+class FailedCall(grpc.RpcError):
+    """An RpcError as a failed call raises it, for code that reads one (code, details)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
 def failure_of(call: Callable[[], object]) -> Failure:
     """Run a call that must fail and return how it failed. A server stream is
     read to the end (and cancelled by a guard if it never ends)."""
