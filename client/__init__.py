@@ -1,5 +1,5 @@
-"""Python client of the trading service: the typed SDK, the tradectl CLI and the demo."""
+"""The trading service's command line (tradectl), backtests and demo.
 
-from client.sdk import AsyncTradingClient, TradingClient, error_info, market_event
-
-__all__ = ["AsyncTradingClient", "TradingClient", "error_info", "market_event"]
+The SDK they use is its own distribution, built from this folder's
+pyproject.toml: the import root ``trading_sdk`` (client/trading_sdk/).
+"""

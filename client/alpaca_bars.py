@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
 from client.marketdata import Bar, to_market_events
-from trading.v1 import market_pb2
+from trading_sdk.v1 import market_pb2
 
 __all__ = [
     "MINUTE",

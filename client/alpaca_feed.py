@@ -69,10 +69,10 @@ from client.alpaca_history import (
     symbol_list,
 )
 from client.feed_window import SendWindow
-from client.sdk import TradingClient, error_info
-from client.tls import ClientTLS, open_channel, resolve_tls
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import TradingClient, error_info
+from trading_sdk.tls import ClientTLS, open_channel, resolve_tls
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 if TYPE_CHECKING:  # alpaca-py takes a second to import: only once a feed starts
     from alpaca.data.models import Bar as AlpacaModelBar

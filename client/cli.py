@@ -54,12 +54,12 @@ from client import alpaca_feed, alpaca_history, render, token_command
 from client.audit_replay import add_replay_arguments, run_replay
 from client.backtest.command import add_backtest_arguments, run_backtest_command
 from client.marketdata import DEFAULT_BARS, batches, read_market_file
-from client.retries import retry_options
-from client.sdk import DEFAULT_TARGET, TIMES_IN_FORCE, AuditFilters, TradingClient
 from client.streaming import refused_where, stream_progress, stream_warnings
-from client.tls import open_channel, resolve_tls
-from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import DEFAULT_TARGET, TIMES_IN_FORCE, AuditFilters, TradingClient
+from trading_sdk.retries import retry_options
+from trading_sdk.tls import open_channel, resolve_tls
+from trading_sdk.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("TRADING_API_KEY", ""),
         help="API key sent as a bearer token (env TRADING_API_KEY)",
     )
-    # TLS (client/tls.py): an option left out is read from its variable there.
+    # TLS (client/trading_sdk/tls.py): an option left out is read from its variable there.
     parser.add_argument(
         "--tls",
         action="store_true",

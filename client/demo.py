@@ -50,8 +50,8 @@ from grpc_health.v1 import health_pb2
 
 from client import render
 from client.marketdata import DEFAULT_BARS, batches, load_bars, to_market_events
-from client.sdk import ServerStream, TradingClient
-from trading.v1 import advisor_pb2, events_pb2, orders_pb2
+from trading_sdk.client import ServerStream, TradingClient
+from trading_sdk.v1 import advisor_pb2, events_pb2, orders_pb2
 
 SYMBOLS: Final = ("AAPL", "IBM", "MSFT", "GOOG")
 BACKTEST_REPORT: Final = Path("var/backtest-report")

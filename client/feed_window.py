@@ -9,8 +9,8 @@ import time
 from collections import deque
 from typing import Final
 
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 # How often a waiting thread looks up from its wait (a stream that ended).
 _POLL_SECONDS: Final = 0.1

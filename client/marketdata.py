@@ -30,8 +30,8 @@ from typing import Final, TypeVar
 
 from google.protobuf import timestamp_pb2
 
-from client.sdk import market_event
-from trading.v1 import market_pb2
+from trading_sdk.client import market_event
+from trading_sdk.v1 import market_pb2
 
 DEFAULT_BARS: Final = Path(__file__).resolve().parent / "data" / "daily_bars.csv.gz"
 CSV_HEADER: Final = ("symbol", "timestamp", "open", "high", "low", "close", "volume")

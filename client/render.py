@@ -20,8 +20,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from trading.v1 import advisor_pb2, audit_pb2, events_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import advisor_pb2, audit_pb2, events_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 _INDENT: Final = "  "
 

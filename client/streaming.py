@@ -21,9 +21,9 @@ import grpc
 
 from client import progress
 from client.marketdata import MarketFile
-from client.sdk import error_info
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import error_info
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -20,8 +20,8 @@ from engines.core import Core
 from server import translate as tr
 from server import validation
 from server.auth import Authenticator
-from trading.v1 import advisor_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import advisor_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 MAX_SYMBOLS = 20
 MAX_QUESTION = 2000

@@ -78,7 +78,7 @@ from server.store_outage import StoreOutageGuard
 from server.stream_limits import Capacity, ConnectionLimits, StreamLimiter
 from server.tls import server_transport
 from server.validation import NS, MarketBatchReader
-from trading.v1 import trading_service_pb2, trading_service_pb2_grpc
+from trading_sdk.v1 import trading_service_pb2, trading_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from audit.codec import record_to_envelope
 from audit.records import AuditQuery, AuditRecord, EventStore
 from domain.errors import Unavailable
 from server.translate import envelope_to_event
-from trading.v1 import events_pb2
+from trading_sdk.v1 import events_pb2
 
 MARKET_DATA = "MarketDataReceived"
 # How often a waiting subscriber checks that its call is still active.

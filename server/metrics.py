@@ -55,7 +55,7 @@ from domain.orders import OrderStatus, Side
 from domain.risk import TradingCause, TradingState
 from engines.clock import datetime_to_ns
 from engines.risk.rules import session_table
-from trading.v1 import trading_service_pb2
+from trading_sdk.v1 import trading_service_pb2
 
 if TYPE_CHECKING:
     from audit.records import EventStore

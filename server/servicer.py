@@ -21,9 +21,9 @@ from server import validation
 from server.advisor_rpcs import AdvisorRpcs
 from server.auth import Authenticator
 from server.event_stream import EventHub, read_in_chunks
-from trading.v1 import risk_pb2
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
+from trading_sdk.v1 import risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2_grpc as pb_grpc
 
 VERSION = "0.1.0"
 

@@ -18,7 +18,7 @@ from domain.signals import TradeSignal
 from engines.advisor.analyst import Analyst
 from engines.advisor.engine import AdvisorStats
 from engines.strategy.engine import StrategyInfo
-from trading.v1 import (
+from trading_sdk.v1 import (
     advisor_pb2,
     audit_pb2,
     events_pb2,

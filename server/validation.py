@@ -19,8 +19,8 @@ from domain.errors import InvalidInput
 from domain.market import MarketBatch
 from domain.orders import ManualOrder, OrderType, Side, TimeInForce
 from engines.bus import MAX_TICKS_PER_MESSAGE, message_too_large
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 T = TypeVar("T")
 SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9./\-]{0,9}")

@@ -14,14 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from audit.records import EventStore
-from client.sdk import TradingClient
 from server.bootstrap import Service, create_server, load_calendar
 from server.settings import Settings
 from tests.support.databases import BACKENDS, database
+from trading_sdk.client import TradingClient
 
 TOKEN = "test-token"
+
+# Generated tests check behaviour, not speed (speed lives in `make bench`): no
+# per-example deadline, which on a loaded machine (the suite runs on every core)
+# would fail a correct example for being slow.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
 
 
 @dataclass

@@ -12,8 +12,8 @@ from tests.conftest import RunningService, StartService
 from tests.support.aapl import RISING, SYMBOL
 from tests.support.calls import bearer, failure_of
 from tests.support.market import ticks
-from trading.v1 import advisor_pb2, orders_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import advisor_pb2, orders_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 APPROVE = advisor_pb2.IDEA_DECISION_APPROVE
 

@@ -10,7 +10,6 @@ from functools import partial
 import grpc
 import pytest
 
-from client.sdk import market_event
 from tests.conftest import RunningService, StartService
 from tests.fakes.openai_server import (
     MODEL,
@@ -25,7 +24,8 @@ from tests.fakes.openai_server import (
 )
 from tests.support.aapl import LAST_TICK, SYMBOL
 from tests.support.calls import failure_of
-from trading.v1 import advisor_pb2, events_pb2, orders_pb2
+from trading_sdk.client import market_event
+from trading_sdk.v1 import advisor_pb2, events_pb2, orders_pb2
 
 APPROVE = advisor_pb2.IDEA_DECISION_APPROVE
 REJECT = advisor_pb2.IDEA_DECISION_REJECT

@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final
 
-from client.sdk import TradingClient
 from tests.conftest import RunningService, StartService
 from tests.fakes.alpaca_server import FakeAlpaca
 from tests.support.market import SESSION
 from tests.support.polling import wait_for
-from trading.v1 import audit_pb2, orders_pb2, risk_pb2
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import audit_pb2, orders_pb2, risk_pb2
 
 REQUEST_TIMEOUT_S: Final = 0.5
 """Each REST request to the fake times out after this long (a hang is longer)."""

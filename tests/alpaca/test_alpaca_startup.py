@@ -28,7 +28,7 @@ from tests.alpaca.service import (
 from tests.conftest import StartService
 from tests.fakes.alpaca_server import FakeAlpaca
 from tests.support.polling import wait_for
-from trading.v1 import risk_pb2
+from trading_sdk.v1 import risk_pb2
 
 EXIT_USAGE = 2
 ENVIRONMENT = (

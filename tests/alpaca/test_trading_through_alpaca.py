@@ -23,7 +23,6 @@ from audit.codec import record_to_envelope
 from audit.memory_store import InMemoryEventStore
 from audit.records import AuditQuery, AuditRecord
 from audit.sql_store import SqlAlchemyEventStore
-from client.sdk import TradingClient
 from engines.replay import replay
 from server.bootstrap import build_core
 from server.settings import Settings
@@ -69,7 +68,8 @@ from tests.fakes.alpaca_server import (
 )
 from tests.support.market import MINUTE, SESSION
 from tests.support.polling import wait_for, wait_until
-from trading.v1 import orders_pb2, risk_pb2
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import orders_pb2, risk_pb2
 
 LONG_S = 60.0
 """Longer than any test: a lookup answer held back this long never arrives in time,

@@ -6,9 +6,9 @@ fake in tests/fakes/alpaca_data_server.py and a real service."""
 from __future__ import annotations
 
 from audit.codec import decode_event
-from client.sdk import TradingClient
 from domain.events import MarketDataReceived
-from trading.v1 import market_pb2
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import market_pb2
 
 # symbol, price, volume, time stamp (ns since the epoch)
 Tick = tuple[str, float, float, int]

@@ -22,7 +22,6 @@ from client import cli
 from client.alpaca_bars import MINUTE, BarStamper, to_market_event, to_service_bar
 from client.alpaca_feed import AlpacaFeed, FeedOutput, FeedSettings
 from client.alpaca_history import AlpacaCredentials
-from client.sdk import TradingClient
 from server.bootstrap import create_server
 from server.settings import Settings
 from tests.alpaca_feed import Tick, journaled
@@ -30,6 +29,7 @@ from tests.conftest import TOKEN, RunningService, StartService
 from tests.fakes.alpaca_data_server import KEY, SECRET, FakeAlpacaData, FakeBar, bar
 from tests.support.market import STRATEGY
 from tests.support.polling import wait_for
+from trading_sdk.client import TradingClient
 
 OPEN = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)  # 09:30 New York
 WITHIN = 30.0  # every wait is bounded; a healthy run takes a fraction of it

@@ -26,7 +26,7 @@ from tests.audit.helpers import OpenStore, record, tamper
 from tests.conftest import RunningService, StartService
 from tests.support.market import crossover_prices, ticks
 from tests.support.polling import wait_until
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 KEY = b"test-anchor-key-0123456789"
 

@@ -37,7 +37,7 @@ from tests.core.harness import make_harness
 from tests.support.aapl import RISING
 from tests.support.databases import postgres_database
 from tests.support.market import MINUTE, SESSION_START, batch, minute_ticks, ticks, v_reversal
-from trading.v1 import advisor_pb2
+from trading_sdk.v1 import advisor_pb2
 
 APPROVE = advisor_pb2.IDEA_DECISION_APPROVE
 # After SPY's 140 minutes: where AAPL's ticks, and the second run's, are sent.

@@ -21,8 +21,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
+from trading_sdk.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2_grpc as pb_grpc
 
 TOKEN = "bench-token-0123456789"
 CALLS = 200

@@ -17,8 +17,8 @@ import psutil
 
 from tests.bench.bench_stream import TOKEN, _serve_service, make_batches
 from tests.support.market import as_series
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
+from trading_sdk.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2_grpc as pb_grpc
 
 TICKS_PER_MESSAGE = 10_000
 MESSAGES = 600  # 6M ticks

@@ -83,13 +83,13 @@ from rich.table import Table
 
 from audit.codec import to_new_record
 from audit.sql_store import SqlAlchemyEventStore
-from client.sdk import TradingClient
 from domain.events import OrderUpdated
 from domain.orders import Order, OrderStateChange, OrderStatus, OrderType, Side
 from tests.bench.bench_stream import TOKEN, _measure
 from tests.support.market import SESSION_START
-from trading.v1 import events_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import events_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 Out = Callable[[str], None]
 

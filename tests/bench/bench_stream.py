@@ -19,9 +19,9 @@ from pathlib import Path
 
 import grpc
 
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2_grpc as pb_grpc
 
 TOKEN = "bench-token"
 SYMBOLS = ["SPY", "QQQ", "IWM"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 
-from trading.v1 import advisor_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import advisor_pb2, orders_pb2, risk_pb2
 
 ANALYSIS_ID = "a506"
 IDEA_ID = "i506.1"

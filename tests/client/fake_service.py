@@ -17,7 +17,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
-from trading.v1 import trading_service_pb2
+from trading_sdk.v1 import trading_service_pb2
 
 SERVICE = trading_service_pb2.DESCRIPTOR.services_by_name["TradingService"]
 TOKEN = "test-token"

@@ -4,8 +4,8 @@ answers them (rule names, codes and details copied from a run)."""
 from __future__ import annotations
 
 from tests.client.advisor_samples import stamp
-from trading.v1 import orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 SINCE = "2024-03-05T15:00:04Z"
 

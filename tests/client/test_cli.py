@@ -19,8 +19,8 @@ from tests.client.advisor_samples import (
     pending_idea,
 )
 from tests.client.fake_service import TOKEN, FakeTradingService
-from trading.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import advisor_pb2, events_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 
 def tradectl(fake: FakeTradingService, *args: str) -> int:

@@ -15,11 +15,11 @@ import grpc
 import pytest
 
 from client.cli import EXIT_UNREACHABLE, _unreachable
-from client.sdk import market_event
 from tests.conftest import TOKEN, RunningService, StartService
 from tests.support.calls import FailedCall
 from tests.support.market import SESSION
 from tests.support.tools import REPO
+from trading_sdk.client import market_event
 
 PIPE_BUFFER = 64 * 1024  # Linux's default: output beyond it is written after `head` has gone
 

@@ -24,8 +24,8 @@ from tests.client.risk_samples import (
     order,
     risk_status,
 )
-from trading.v1 import orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 BUY = orders_pb2.SIDE_BUY
 SELL = orders_pb2.SIDE_SELL

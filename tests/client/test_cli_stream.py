@@ -28,8 +28,8 @@ from tests.client.advisor_samples import stamp
 from tests.client.fake_service import TOKEN, FakeTradingService
 from tests.conftest import StartService
 from tests.support.market import SESSION_START, STRATEGY, sideways
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 HEADER = "symbol,timestamp,open,high,low,close,volume"
 

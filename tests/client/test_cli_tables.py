@@ -21,8 +21,8 @@ from tests.client.advisor_samples import IDEA_ID, approved_idea, pending_idea
 from tests.client.fake_service import TOKEN, FakeTradingService
 from tests.client.risk_samples import halted_by_alice, order, risk_status
 from tests.support.tools import REPO
-from trading.v1 import advisor_pb2, orders_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import advisor_pb2, orders_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 
 def tradectl(fake: FakeTradingService, *args: str) -> int:

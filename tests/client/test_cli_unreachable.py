@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import grpc
@@ -72,13 +71,11 @@ def test_every_command_says_it_in_one_line_and_exits_4(
 
 
 def test_stream_says_it_at_once_instead_of_retrying_five_times(closed_target: str) -> None:
-    started = time.monotonic()
-
     result = run(closed_target, "stream")  # the bundled file
 
+    # A retry would first print "warning: UNAVAILABLE ... (try 2 of 5)": stderr is
+    # the one line, so the service never reached stopped the stream before its tries.
     assert (result.returncode, result.stderr) == (EXIT_UNREACHABLE, expected(closed_target))
-    # Its five tries would back off 0.5 + 1 + 2 + 4 seconds; the first call tells.
-    assert time.monotonic() - started < 7.5
 
 
 # What gRPC (1.85) says, word for word, for each way of not connecting.

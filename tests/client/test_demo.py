@@ -9,11 +9,11 @@ import grpc
 import pytest
 
 from client import demo
-from client.sdk import TradingClient
 from tests.client.advisor_samples import IDEA_ID, analysis, approved_idea, pending_idea
 from tests.client.fake_service import TOKEN, FakeTradingService
-from trading.v1 import advisor_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import advisor_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 
 @pytest.fixture

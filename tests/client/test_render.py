@@ -6,8 +6,8 @@ import io
 
 from client import render
 from tests.client.advisor_samples import RATIONALE, analysis, approved_idea, pending_idea, stamp
-from trading.v1 import audit_pb2, events_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import audit_pb2, events_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 
 def test_outline_nests_messages_and_lists_and_marks_empty_ones() -> None:

@@ -14,11 +14,11 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 
-from client import AsyncTradingClient, TradingClient, market_event
-from client.sdk import LimitValue
 from tests.client.fake_service import TOKEN, FakeTradingService
-from trading.v1 import advisor_pb2, audit_pb2, events_pb2, market_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk import AsyncTradingClient, TradingClient, market_event
+from trading_sdk.client import LimitValue
+from trading_sdk.v1 import advisor_pb2, audit_pb2, events_pb2, market_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 BEARER = f"Bearer {TOKEN}"
 NEW_YORK = ZoneInfo("America/New_York")

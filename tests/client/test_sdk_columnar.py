@@ -24,17 +24,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import AsyncTradingClient, TradingClient, columnar
 from client.marketdata import batches
-from client.sdk import DEFAULT_CHUNK, MAX_TICKS_PER_MESSAGE, error_info
 from engines import bus
 from engines.clock import datetime_to_ns
 from tests.conftest import TOKEN, RunningService, StartService
 from tests.support.calls import failure_of
 from tests.support.market import SESSION, crossover_prices, sideways
 from tests.support.state import comparable_log
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk import AsyncTradingClient, TradingClient, columnar
+from trading_sdk.client import DEFAULT_CHUNK, MAX_TICKS_PER_MESSAGE, error_info
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 NS = 1_000_000_000
 START_NS = datetime_to_ns(SESSION)
@@ -154,7 +154,7 @@ def test_the_sdks_limit_is_the_contracts() -> None:
 
 
 def test_importing_the_sdk_imports_neither_numpy_nor_pandas() -> None:
-    code = "import sys, client.sdk; print('numpy' in sys.modules, 'pandas' in sys.modules)"
+    code = "import sys, trading_sdk.client; print('numpy' in sys.modules, 'pandas' in sys.modules)"
     found = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

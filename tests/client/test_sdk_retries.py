@@ -11,10 +11,10 @@ from typing import Any
 import grpc
 import pytest
 
-from client.retries import MAX_ATTEMPTS, SAFE_TO_RETRY
-from client.sdk import TradingClient
 from server.auth import METHOD_ROLES, VIEWER
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import TradingClient
+from trading_sdk.retries import MAX_ATTEMPTS, SAFE_TO_RETRY
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 
 class Flaky:

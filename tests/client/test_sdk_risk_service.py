@@ -14,10 +14,10 @@ from decimal import Decimal
 
 import pytest
 
-from client import AsyncTradingClient
 from tests.conftest import TOKEN, RunningService, StartService
 from tests.support.market import ticks
-from trading.v1 import orders_pb2, risk_pb2
+from trading_sdk import AsyncTradingClient
+from trading_sdk.v1 import orders_pb2, risk_pb2
 
 SYMBOL = "IBM"
 PRICES = [120.0, 121.0, 122.0, 123.0, 124.0]

@@ -15,10 +15,10 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from client.sdk import TradingClient
 from tests.support.market import SESSION_START, ticks, v_reversal
 from tests.support.tools import REPO
-from trading.v1 import market_pb2
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import market_pb2
 
 pytestmark = pytest.mark.slow
 TOKEN = "crash-token"

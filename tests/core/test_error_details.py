@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from client import error_info, market_event
 from tests.conftest import RunningService
 from tests.support.market import SESSION_START, minute_ticks
+from trading_sdk import error_info, market_event
 
 
 def test_a_refused_message_says_where_to_resume(svc: RunningService) -> None:

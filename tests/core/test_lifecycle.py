@@ -24,14 +24,14 @@ from grpc_health.v1 import health_pb2
 from audit.codec import record_to_envelope
 from audit.records import AuditQuery
 from audit.sql_store import SqlAlchemyEventStore
-from client.sdk import TradingClient
 from domain.events import MarketDataReceived
 from tests.support.calls import TRADING_SERVICE
 from tests.support.market import SECOND, SESSION, ticks, v_reversal
 from tests.support.polling import wait_for_ticks
 from tests.support.tools import REPO
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 pytestmark = pytest.mark.slow
 TOKEN = "lifecycle-token"

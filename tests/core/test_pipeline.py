@@ -8,7 +8,7 @@ from decimal import Decimal
 from audit.batch_codec import decode_batch
 from tests.conftest import RunningService
 from tests.support.market import SESSION_START, minute_ticks, sideways, v_reversal
-from trading.v1 import events_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import events_pb2, orders_pb2, risk_pb2
 
 
 def test_a_golden_cross_buys_once_and_the_audit_log_tells_the_whole_chain(

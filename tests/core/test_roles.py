@@ -10,14 +10,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from client import TradingClient
 from server.auth import METHOD_ROLES, ROLES
 from server.tokens import read_tokens_file
 from tests.conftest import RunningService, StartService
 from tests.support.calls import failure_of
 from tests.support.market import minute_ticks, v_reversal
-from trading.v1 import risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk import TradingClient
+from trading_sdk.v1 import risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 PEOPLE = {
     "alice": {"token": "alice-token-0123456789", "roles": ["operator"]},

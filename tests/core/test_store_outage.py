@@ -17,7 +17,7 @@ from tests.support.databases import postgres_database
 from tests.support.market import SESSION_START, minute_ticks, v_reversal
 from tests.support.polling import wait_for
 from tests.tcp_proxy import TcpProxy
-from trading.v1 import events_pb2, risk_pb2
+from trading_sdk.v1 import events_pb2, risk_pb2
 
 pytestmark = pytest.mark.postgres
 

@@ -22,7 +22,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from client.cli import main as tradectl
-from client.sdk import TradingClient
 from server.auth import ROLES, Authenticator, Principal
 from server.tokens import (
     TokenEntry,
@@ -35,6 +34,7 @@ from server.tokens import (
 )
 from tests.conftest import TOKEN, RunningService, StartService
 from tests.support.calls import bearer, failure_of
+from trading_sdk.client import TradingClient
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from tests.conftest import TOKEN, RunningService
 from tests.support.calls import TRADING_SERVICE, bearer, failure_of, health_of
 from tests.support.state import snapshot
-from trading.v1 import risk_pb2, trading_service_pb2, trading_service_pb2_grpc
+from trading_sdk.v1 import risk_pb2, trading_service_pb2, trading_service_pb2_grpc
 
 METHODS: list[MethodDescriptor] = list(
     trading_service_pb2.DESCRIPTOR.services_by_name["TradingService"].methods

@@ -22,7 +22,6 @@ from grpc_status import rpc_status
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client.sdk import TradingClient, error_info
 from server.auth import ROLES, Authenticator, Principal
 from server.interceptors.allow_list import AllowList, parse_networks, peer_address
 from server.interceptors.chain import CallChain
@@ -31,6 +30,7 @@ from server.stream_limits import Capacity, StreamLimiter
 from tests.conftest import TOKEN, RunningService, StartService
 from tests.support.calls import bearer, failure_of
 from tests.support.market import minute_ticks, v_reversal
+from trading_sdk.client import TradingClient, error_info
 
 SECRET_REASON = "reason-that-must-not-leak-7f3a"
 

@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.sdk import error_info, market_event
 from domain import numeric
 from domain.errors import InvalidInput
 from domain.market import MarketBatch
@@ -28,8 +27,9 @@ from tests.conftest import RunningService, StartService
 from tests.support.calls import failure_of
 from tests.support.market import SESSION, as_series, crossover_prices, sideways, ticks
 from tests.support.state import comparable_log, journaled_ticks, snapshot
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import error_info, market_event
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 LATER = SESSION + timedelta(minutes=30)

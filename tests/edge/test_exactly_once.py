@@ -22,7 +22,6 @@ from audit.codec import decode_event
 from audit.memory_store import InMemoryEventStore
 from client import cli
 from client.marketdata import batches
-from client.sdk import TradingClient, error_info
 from domain.events import MarketDataReceived
 from engines.market import format_ns
 from tests.client.conftest import fake  # noqa: F401  (the fake service, for tradectl's retries)
@@ -32,8 +31,9 @@ from tests.support.calls import failure_of
 from tests.support.market import SESSION, crossover_prices, ticks
 from tests.support.polling import wait_for
 from tests.support.state import snapshot
-from trading.v1 import market_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import TradingClient, error_info
+from trading_sdk.v1 import market_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 Tick = tuple[str, float, int]  # symbol, price, timestamp (ns)
 

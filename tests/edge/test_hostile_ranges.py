@@ -40,8 +40,8 @@ from tests.conftest import TOKEN, RunningService, StartService
 from tests.support.calls import bearer, failure_of
 from tests.support.market import ticks
 from tests.support.state import snapshot
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
+from trading_sdk.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2_grpc as pb_grpc
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 # A live stream accepted by the server sends nothing until an event happens: it is

@@ -15,7 +15,6 @@ import grpc
 import pytest
 
 from audit.memory_store import InMemoryEventStore
-from client.sdk import error_info
 from domain.errors import Unavailable
 from domain.market import MarketBatch
 from engines.bus import CHUNK_TICKS, MAX_TICKS_PER_MESSAGE
@@ -27,8 +26,9 @@ from tests.support.calls import bearer, failure_of
 from tests.support.market import SESSION, ticks
 from tests.support.polling import wait_for_ticks
 from tests.support.state import journaled_ticks, snapshot
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import error_info
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 _END = object()
 

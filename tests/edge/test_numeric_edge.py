@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.sdk import error_info, market_event
 from domain import numeric
 from domain.errors import InvalidInput
 from server.validation import NS, MarketBatchReader
@@ -26,7 +25,8 @@ from tests.conftest import RunningService
 from tests.support.calls import failure_of
 from tests.support.market import SESSION, crossover_prices, ticks
 from tests.support.state import snapshot
-from trading.v1 import market_pb2
+from trading_sdk.client import error_info, market_event
+from trading_sdk.v1 import market_pb2
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 LATER = SESSION + timedelta(minutes=30)

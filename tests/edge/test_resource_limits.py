@@ -35,7 +35,6 @@ from hypothesis import strategies as st
 
 from audit.memory_store import InMemoryEventStore
 from audit.records import AuditQuery, AuditRecord
-from client.sdk import error_info
 from domain.errors import ResourceExhausted, Unavailable
 from domain.risk import TradingState
 from engines.core import Core
@@ -54,9 +53,10 @@ from tests.conftest import RunningService, StartService
 from tests.support.calls import bearer
 from tests.support.market import SESSION, ticks
 from tests.support.polling import wait_until
-from trading.v1 import events_pb2
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
+from trading_sdk.client import error_info
+from trading_sdk.v1 import events_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2_grpc as pb_grpc
 
 PEOPLE: dict[str, dict[str, Any]] = {
     "bob": {"token": "bob-token-0123456789ab", "roles": ["viewer"]},

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2
 from tests.conftest import RunningService, StartService
 from tests.support.calls import TRADING_SERVICE, health_of
 from tests.support.market import SESSION, STRATEGY, crossover_prices, ticks
-from trading.v1 import risk_pb2
+from trading_sdk.v1 import risk_pb2
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

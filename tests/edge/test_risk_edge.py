@@ -10,14 +10,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from client.sdk import TradingClient
 from tests.conftest import RunningService, StartService
 from tests.support.calls import bearer, failure_of
 from tests.support.market import SESSION, ticks
 from tests.support.state import snapshot
-from trading.v1 import orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2_grpc as pb_grpc
 
 PEOPLE = {
     "bob": {"token": "bob-token-0123456789ab", "roles": ["viewer"]},

@@ -18,9 +18,9 @@ from audit.memory_store import InMemoryEventStore
 from tests.conftest import StartService
 from tests.support.calls import bearer
 from tests.support.market import crossover_prices, ticks
-from trading.v1 import events_pb2, orders_pb2, risk_pb2
-from trading.v1 import trading_service_pb2 as pb
-from trading.v1 import trading_service_pb2_grpc as pb_grpc
+from trading_sdk.v1 import events_pb2, orders_pb2, risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2_grpc as pb_grpc
 
 Metadata = tuple[tuple[str, str], ...]
 TOKEN_METADATA = bearer()

@@ -31,8 +31,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from client.cli import main as tradectl
-from client.sdk import AsyncTradingClient, TradingClient
-from client.tls import resolve_tls
 from server.bootstrap import create_server
 from server.main import main as trading_server
 from server.settings import Settings
@@ -45,6 +43,8 @@ from server.tls import (
 from tests.conftest import TOKEN, RunningService, StartService
 from tests.support.certs import CertFiles, CertificateAuthority
 from tests.support.tools import REPO, venv_tool
+from trading_sdk.client import AsyncTradingClient, TradingClient
+from trading_sdk.tls import resolve_tls
 
 CALL_TIMEOUT = 10.0
 EXIT_USAGE = 2

@@ -18,12 +18,12 @@ from functools import partial
 import grpc
 import pytest
 
-from client.sdk import TradingClient, market_event
 from tests.conftest import RunningService
 from tests.support.calls import bearer, failure_of
 from tests.support.market import SESSION, STRATEGY, ticks
 from tests.support.state import Snapshot, journaled_ticks, snapshot
-from trading.v1 import events_pb2, market_pb2, trading_service_pb2, trading_service_pb2_grpc
+from trading_sdk.client import TradingClient, market_event
+from trading_sdk.v1 import events_pb2, market_pb2, trading_service_pb2, trading_service_pb2_grpc
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

@@ -97,7 +97,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from client.sdk import error_info
 from server.auth import FEED, ROLES, TRADER, VIEWER, Principal
 from tests.conftest import TOKEN, RunningService, StartService
 from tests.fuzz.messages import (
@@ -113,7 +112,8 @@ from tests.fuzz.messages import (
 from tests.support.aapl import RISING, SYMBOL
 from tests.support.calls import bearer
 from tests.support.market import crossover_prices, ticks
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import error_info
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 SERVICE: Final = pb.DESCRIPTOR.services_by_name["TradingService"]
 METHODS: Final = tuple(SERVICE.methods)

@@ -21,7 +21,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from brokers.paper.adapter import PaperBroker
-from client.sdk import TradingClient
 from domain.events import SignalGenerated
 from domain.orders import ManualOrder, OrderStatus, OrderType, Side
 from domain.signals import TradeSignal
@@ -37,7 +36,8 @@ from tests.support.aapl import RISING, SYMBOL
 from tests.support.calls import failure_of
 from tests.support.market import SESSION_START, minute_ticks, sideways, ticks, v_reversal
 from tests.support.polling import wait_for
-from trading.v1 import advisor_pb2
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import advisor_pb2
 
 GET_STATUS = {"grpc_service": "trading.v1.TradingService", "grpc_method": "GetStatus"}
 STREAM = {"grpc_service": "trading.v1.TradingService", "grpc_method": "StreamMarketData"}

@@ -4,13 +4,21 @@ The `sh` and `python` blocks of README.md are read in order. A shell command
 runs in bash with `.venv/bin` first on PATH (as after `source
 .venv/bin/activate`), in a scratch copy of the repository so that nothing it
 writes lands in the checkout; `export` lines carry over to the commands after
-them, as in a terminal. A command that starts the service (`make run`) is left
+them, as in a terminal, until an `unset`. A command that starts the service (`make run`) is left
 running, and the commands after it talk to it, until the next one replaces it.
 A command must exit 0, or with a status its own comment names ("exit 1 if
 refused"). A Python block runs as a script with the venv's interpreter.
 
-Not run: `make test`, which is this suite. Commands that need Alpaca's keys are
-in blocks of their own, run against the tests' fake Alpaca (see ALPACA_FAKE).
+A command whose comment says "until Ctrl-C" (`tradectl feed alpaca`) runs until
+it has printed what it forwards, and is then interrupted as a reader would;
+it must end with 0 or 130, the status of an interrupted command.
+
+Commands that need Alpaca run against the tests' fakes of Alpaca's trading and
+market-data APIs, with the README's placeholder keys (`PK...`, `...`) as the
+fakes' keys: the endpoints are the one thing the test sets that a reader does
+not (ALPACA_BASE_URL and friends, whose defaults are Alpaca's own).
+
+Not run: `make test`, which is this suite.
 """
 
 from __future__ import annotations
@@ -23,10 +31,15 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.fakes.alpaca_data_server import FakeAlpacaData, bar
+from tests.fakes.alpaca_server import FakeAlpaca
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -35,6 +48,11 @@ NOT_RUN = ("make test",)
 SERVER_COMMAND = re.compile(r"(^|\s)make run\b")
 SERVING = re.compile(r"serving trading\.v1\.TradingService on \S+:(\d+)")
 COMMAND_TIMEOUT_S = 300
+UNTIL_INTERRUPTED = "until Ctrl-C"
+INTERRUPTED_EXITS = {0, 130}
+FORWARDED = re.compile(r"^[A-Z.]+ +\S+ +close .* #\d+$", re.MULTILINE)  # a feed's bar line
+# The README's placeholders, which the fakes take as their keys.
+ALPACA_KEY, ALPACA_SECRET = "PK...", "..."
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +128,14 @@ class Terminal:
 
     root: Path
     env: dict[str, str]
+    market: FakeAlpacaData | None = None
+    # The live bars' clock, carried across feeds: each bar is newer than the last
+    # one published, since the service refuses a tick older than one it has.
+    next_bar: datetime = field(
+        default_factory=lambda: (
+            datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+        )
+    )
     server: subprocess.Popen[bytes] | None = None
     server_log: Path | None = None
     transcript: list[Ran] = field(default_factory=list)
@@ -124,8 +150,16 @@ class Terminal:
                 name, _, value = assignment.partition("=")
                 self.env[name] = value
             return
+        unset = re.fullmatch(r"unset\s+([\w\s]+?)(\s+#.*)?", text)
+        if unset:
+            for name in unset.group(1).split():
+                self.env.pop(name, None)
+            return
         if SERVER_COMMAND.search(text.split(" #")[0]):
             self.start_server(command)
+            return
+        if UNTIL_INTERRUPTED in text.partition(" # ")[2]:
+            self.run_until_interrupted(command)
             return
         done = subprocess.run(
             ["bash", "-c", text],
@@ -142,6 +176,43 @@ class Terminal:
             f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
         )
         assert "Traceback" not in done.stderr, f"README.md:{command.line}: {done.stderr}"
+
+    def run_until_interrupted(self, command: Command) -> None:
+        """Start a live feed, publish a bar a second for what it subscribed to until
+        it prints one it forwarded, then press Ctrl-C (SIGINT)."""
+        assert self.market is not None
+        out = self.root / f"live-{command.line}.out"
+        with out.open("w") as stdout:
+            live = subprocess.Popen(
+                ["bash", "-c", f"exec {command.text}"],
+                cwd=self.root,
+                env=self.env,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        deadline = time.monotonic() + 60
+        while not FORWARDED.search(out.read_text()):
+            assert live.poll() is None, (
+                f"README.md:{command.line}: `{command.text}` stopped ({live.returncode}):\n"
+                f"{out.read_text()}\n{live.communicate()[1]}"
+            )
+            assert time.monotonic() < deadline, (
+                f"README.md:{command.line}: `{command.text}` forwarded nothing:\n"
+                f"{out.read_text()}\n{_stop(live)}"
+            )
+            for symbol in sorted(self.market.subscribed_symbols()):
+                self.market.push_bar(bar(symbol, self.next_bar, 100.0))
+            self.next_bar += timedelta(minutes=1)
+            time.sleep(1)
+        live.send_signal(signal.SIGINT)
+        _, stderr = live.communicate(timeout=60)
+        self.transcript.append(Ran(command, out.read_text(), stderr))
+        assert live.returncode in INTERRUPTED_EXITS, (
+            f"README.md:{command.line}: `{command.text}` exited {live.returncode} on Ctrl-C\n"
+            f"stderr:\n{stderr}"
+        )
+        assert "Traceback" not in stderr, f"README.md:{command.line}: {stderr}"
 
     def start_server(self, command: Command) -> None:
         self.stop_server()
@@ -178,6 +249,16 @@ class Terminal:
         self.server = None
 
 
+def _stop(process: subprocess.Popen[str]) -> str:
+    """What a process still running wrote to its stderr, once stopped."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[1]
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -199,10 +280,14 @@ def _scratch_copy(target: Path) -> None:
     """The tracked files, the generated code and the venv (linked): what a reader's
     clone holds after `make run`, without the checkout's own var/ and databases."""
     tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
     ).stdout.split(b"\0")
-    generated = [p.relative_to(REPO) for p in (REPO / "protos").rglob("*_pb2*.py*")]
-    stamp = Path("protos/trading/v1/.generated")
+    code = REPO / "client" / "trading_sdk" / "v1"
+    generated = [p.relative_to(REPO) for p in code.glob("*_pb2*.py*")]
+    stamp = (code / ".generated").relative_to(REPO)
     for relative in [Path(t.decode()) for t in tracked if t] + generated + [stamp]:
         source = REPO / relative
         if source.is_file():
@@ -212,7 +297,8 @@ def _scratch_copy(target: Path) -> None:
     # The copy shares the checkout's venv, so `make run` there must never
     # reinstall: that would point the venv's editable install at the copy. Its
     # set-up inputs are made older than the venv's stamp, and its code stamp newer.
-    for source in [target / "pyproject.toml", *(target / "protos").rglob("*.proto")]:
+    inputs = [target / "pyproject.toml", target / "client" / "pyproject.toml"]
+    for source in [*inputs, *(target / "protos").rglob("*.proto")]:
         os.utime(source, (0, 0))
     now = time.time()
     os.utime(target / stamp, (now, now))
@@ -232,9 +318,38 @@ def terminal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
     env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
 
     env["HOME"] = str(root)
-    session = Terminal(root, env)
-    yield session
-    session.stop_server()
+    with alpaca_fakes() as (broker, market):
+        env |= {
+            "ALPACA_BASE_URL": broker.base_url,
+            "ALPACA_STREAM_URL": broker.stream_url,
+            "ALPACA_DATA_URL": market.rest_url,
+            "ALPACA_DATA_STREAM_URL": market.stream_url("iex"),
+        }
+        session = Terminal(root, env, market)
+        yield session
+        session.stop_server()
+
+
+class ReadmeAlpaca(FakeAlpaca):
+    key_id = ALPACA_KEY
+    secret_key = ALPACA_SECRET
+
+
+@contextmanager
+def alpaca_fakes() -> Iterator[tuple[FakeAlpaca, FakeAlpacaData]]:
+    """Alpaca's trading API and its market data, with a week of SPY and QQQ
+    minute bars for the README's download."""
+    with ReadmeAlpaca() as broker, FakeAlpacaData(ALPACA_KEY, ALPACA_SECRET) as market:
+        open_ = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)  # Monday 09:30 New York
+        market.add_bars(
+            [
+                bar(symbol, open_ + timedelta(days=day, minutes=k), base + 0.1 * k)
+                for symbol, base in (("SPY", 510.0), ("QQQ", 440.0))
+                for day in range(5)
+                for k in range(30)
+            ]
+        )
+        yield broker, market
 
 
 BLOCKS = readme_blocks()
@@ -302,3 +417,20 @@ def test_the_readme_stream_example_trades_and_prints_what_the_readme_shows(
     assert int(counts["orders"].replace(",", "")) > 0
     for name in ("events accepted", "signals", "approvals", "rejections", "orders"):
         assert counts[name] == shown_counts[name], name
+
+
+def test_the_readme_alpaca_example_trades_on_the_fake_alpaca(terminal: Terminal) -> None:
+    """Runs after every block: the service the README starts with TRADING_BROKER=alpaca
+    reached the fake's account, and the live feed forwarded bars to it."""
+    feeds = [ran for ran in terminal.transcript if ran.command.text.startswith("tradectl feed")]
+    assert len(feeds) == 3
+    assert all(FORWARDED.search(ran.stdout) for ran in feeds)
+    status = [
+        ran
+        for ran in terminal.transcript
+        if ran.command.line > feeds[-1].command.line
+        and ran.command.text.startswith("tradectl status")
+    ]
+    assert status, "no tradectl status after the Alpaca example"
+    assert ReadmeAlpaca.account_number in status[0].stdout
+    assert "alpaca" in status[0].stdout

@@ -61,7 +61,7 @@ from server.settings import Settings
 from server.store_outage import HALTED_BY
 from server.validation import NS, MarketBatchReader
 from tests.support.market import SESSION_START
-from trading.v1 import market_pb2
+from trading_sdk.v1 import market_pb2
 
 SYMBOLS = ("SPY", "QQQ", "IWM")
 # (principal, stream, feed id): two streams share a principal, one stream names no

@@ -17,8 +17,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client.sdk import ServerStream
 from tests.conftest import TOKEN
+from trading_sdk.client import ServerStream
 
 TRADING_SERVICE: Final = "trading.v1.TradingService"
 # A safety net for server streams that should fail at once: if one does not,
@@ -34,7 +34,7 @@ def bearer(token: str = TOKEN) -> tuple[tuple[str, str], ...]:
 @dataclass(frozen=True)
 class Failure:
     """How a call failed: its status code, the explanation a person reads, and the
-    error itself (for `client.sdk.error_info` and the other rich details)."""
+    error itself (for `trading_sdk.client.error_info` and the other rich details)."""
 
     code: grpc.StatusCode
     details: str

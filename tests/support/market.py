@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from client.sdk import market_event
 from domain.market import MarketBatch
-from trading.v1 import market_pb2
+from trading_sdk.client import market_event
+from trading_sdk.v1 import market_pb2
 
 # Tuesday 5 March 2024, 10:00 New York (EST, UTC-5): the middle of a regular NYSE
 # session, with hours of room either side. The default start of `ticks`.

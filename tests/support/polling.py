@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from client.sdk import TradingClient
+from trading_sdk.client import TradingClient
 
 POLL_SECONDS = 0.02
 

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 
 from audit.batch_codec import decode_batch
-from client.sdk import TradingClient
-from trading.v1 import risk_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import TradingClient
+from trading_sdk.v1 import risk_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 
 @dataclass(frozen=True)

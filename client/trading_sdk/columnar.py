@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from client.sdk import DEFAULT_CHUNK, MAX_TICKS_PER_MESSAGE
-from trading.v1 import market_pb2
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.client import DEFAULT_CHUNK, MAX_TICKS_PER_MESSAGE
+from trading_sdk.v1 import market_pb2
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 if TYPE_CHECKING:
     import pandas as pd

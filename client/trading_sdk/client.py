@@ -19,7 +19,7 @@ translated: a caller that can act on a code sees it unchanged.
 
 Retries: reads (GetStatus, the List and Get calls, CheckOrder, VerifyAudit)
 that meet UNAVAILABLE are retried by gRPC's own retry policy, up to 3 attempts
-with backoff, within their deadline (client/retries.py). Nothing that changes
+with backoff, within their deadline (client/trading_sdk/retries.py). Nothing that changes
 anything is retried: SubmitOrder has no idempotency key.
 
 Defaults from the environment: ``target`` from TRADING_TARGET (else
@@ -35,7 +35,7 @@ interceptor, so it works the same on a channel the caller built (an
 
 TLS: ``TradingClient(target, token, ca_file="ca.pem")``, with ``cert_file``
 and ``key_file`` for mutual TLS; the TRADING_TLS* variables give what is not
-passed (client/tls.py).
+passed (client/trading_sdk/tls.py).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from collections.abc import (
 )
 from datetime import datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import (
     TYPE_CHECKING,
     Final,
@@ -74,9 +74,9 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from client.retries import retry_options
-from client.tls import ClientTLS, PathArg, open_aio_channel, open_channel, resolve_tls
-from trading.v1 import (
+from trading_sdk.retries import retry_options
+from trading_sdk.tls import ClientTLS, PathArg, open_aio_channel, open_channel, resolve_tls
+from trading_sdk.v1 import (
     advisor_pb2,
     audit_pb2,
     events_pb2,
@@ -85,11 +85,11 @@ from trading.v1 import (
     risk_pb2,
     trading_service_pb2_grpc,
 )
-from trading.v1 import trading_service_pb2 as pb
+from trading_sdk.v1 import trading_service_pb2 as pb
 
 if TYPE_CHECKING:
     # numpy and pandas take long to import: the columnar methods import them (via
-    # client.columnar) when first called, never the SDK itself.
+    # trading_sdk.columnar) when first called, never the SDK itself.
     import numpy.typing as npt
     import pandas as pd
 
@@ -175,6 +175,18 @@ def market_event(
     if timestamp is not None:
         event.timestamp.CopyFrom(_timestamp(timestamp))
     return event
+
+
+def _columnar() -> ModuleType:
+    """trading_sdk.columnar, which needs numpy: an optional dependency of the SDK."""
+    try:
+        from trading_sdk import columnar
+    except ModuleNotFoundError as missing:
+        raise ModuleNotFoundError(
+            f"columnar market data needs {missing.name}: pip install 'trading-sdk[columnar]'",
+            name=missing.name,
+        ) from missing
+    return columnar
 
 
 def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -590,7 +602,7 @@ def _own_channel_tls(
     key_file: PathArg | None,
     server_name: str | None,
 ) -> ClientTLS | None:
-    """The TLS of the channel a client creates (client/tls.py, which also reads the
+    """The TLS of the channel a client creates (client/trading_sdk/tls.py, which also reads the
     TRADING_TLS* variables); a channel passed in has its own credentials."""
     if channel is None:
         return resolve_tls(tls, ca_file, cert_file, key_file, server_name)
@@ -606,7 +618,7 @@ class TradingClient(_CallSettings):
     `key_file` for mutual TLS; `server_name` to check in the server's certificate
     instead of the target's host. Each one not given is read from the environment
     (TRADING_TLS=yes, TRADING_TLS_CA, TRADING_TLS_CLIENT_CERT, TRADING_TLS_CLIENT_KEY,
-    TRADING_TLS_SERVER_NAME; see client/tls.py); with none, plaintext.
+    TRADING_TLS_SERVER_NAME; see client/trading_sdk/tls.py); with none, plaintext.
 
     `channel`: a channel you built (credentials, options); then `target` and the
     TLS options are not used and the channel stays yours to close.
@@ -827,9 +839,7 @@ class TradingClient(_CallSettings):
         names the series, the tick's index in it and its `event_index`), and
         `feed_id` makes the stream exactly once.
         """
-        from client import columnar
-
-        requests = columnar.array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
+        requests = _columnar().array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
         return self.stream_market_data(requests, feed_id=feed_id, first_sequence=first_sequence)
 
     def stream_frame(
@@ -850,11 +860,9 @@ class TradingClient(_CallSettings):
         frame of one), ``timestamp`` (datetime64, tz-aware or naive UTC, or
         integer ns; else a DatetimeIndex), ``price``, and optionally ``volume``.
         `columns` maps a role to another column: ``{"price": "Close"}``. See
-        client.columnar.frame_requests; otherwise as stream_arrays.
+        trading_sdk.columnar.frame_requests; otherwise as stream_arrays.
         """
-        from client import columnar
-
-        requests = columnar.frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
+        requests = _columnar().frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
         return self.stream_market_data(requests, feed_id=feed_id, first_sequence=first_sequence)
 
     def simulate_market_event(
@@ -1097,9 +1105,7 @@ class AsyncTradingClient(_CallSettings):
         first_sequence: int = 1,
     ) -> pb.StreamMarketDataResponse:
         """As TradingClient.stream_arrays."""
-        from client import columnar
-
-        requests = columnar.array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
+        requests = _columnar().array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
         return await self.stream_market_data(
             requests, feed_id=feed_id, first_sequence=first_sequence
         )
@@ -1115,9 +1121,7 @@ class AsyncTradingClient(_CallSettings):
         first_sequence: int = 1,
     ) -> pb.StreamMarketDataResponse:
         """As TradingClient.stream_frame."""
-        from client import columnar
-
-        requests = columnar.frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
+        requests = _columnar().frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
         return await self.stream_market_data(
             requests, feed_id=feed_id, first_sequence=first_sequence
         )
