@@ -1,6 +1,7 @@
 """What the README shows a command printing is what it prints.
 
-The README's `console` blocks are sample sessions: `$ command` and its output.
+The README's `console` blocks are sample sessions: `$ command` and its output
+(and its TOML block, the risk limits' file, is a file the service loads).
 test_readme.py runs the commands of the `sh` blocks in the README's order; the
 two sample sessions whose output is a figure or a message a reader checks
 against, the backtest's summary and the refusal of a stream sent again under
@@ -14,10 +15,13 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from engines.risk.config import RiskConfig, load_risk_config
 from tests.conftest import TOKEN, StartService
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,3 +80,18 @@ def test_a_stream_sent_again_under_another_feed_id_is_refused_as_the_readme_show
     assert first.returncode == 0, first.stderr
     assert again.returncode == 2
     assert again.stderr.startswith(shown.removesuffix(" ..."))
+
+
+def test_the_readme_risk_config_is_a_file_the_service_loads_and_holds_the_defaults(
+    tmp_path: Path,
+) -> None:
+    """The README's TOML example lists every limit, each at its default."""
+    text = README.read_text()
+    start = text.index("```toml\n") + len("```toml\n")
+    path = tmp_path / "risk.toml"
+    path.write_text(text[start : text.index("```", start)])
+
+    loaded = load_risk_config(path)
+
+    assert loaded == RiskConfig()
+    assert set(tomllib.loads(path.read_text())) == {f.name for f in fields(RiskConfig)}
