@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,6 +161,7 @@ def server_credentials(
             f"{_KEY} {key_file} is not the private key of the certificate in {_CERT} {cert_file}"
         )
     _warn_if_not_valid_now(leaf, cert_file)
+    _warn_if_others_may_read(key_file)
     ca_pem: bytes | None = None
     if client_ca_file is not None:
         ca_pem = _read(_CLIENT_CA, client_ca_file)
@@ -194,6 +197,25 @@ def _public_der(key: PublicKeyTypes) -> bytes:
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def _warn_if_others_may_read(key_file: Path) -> None:
+    # A warning, not a refusal: a key its group may read (0640, group ssl-cert) is
+    # how Debian shares keys with services, so only other users and writers count.
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(key_file.stat().st_mode)
+    if mode & 0o026:  # others may read, or group or others may write
+        who = "anyone on this machine can read it" if mode & 0o004 else "others can change it"
+        log.warning(
+            "%s %s is mode %o: %s, and with it pose as this server; "
+            "make it owner-only (chmod 600 %s)",
+            _KEY,
+            key_file,
+            mode,
+            who,
+            key_file,
+        )
 
 
 def _warn_if_not_valid_now(leaf: x509.Certificate, path: Path) -> None:

@@ -185,6 +185,36 @@ def test_an_expired_server_certificate_is_refused_and_the_server_says_so(
     assert any("EXPIRED" in w and str(pki.expired.cert) in w for w in warnings), warnings
 
 
+@pytest.mark.parametrize(
+    ("mode", "warned"),
+    [
+        (0o600, None),
+        (0o400, None),
+        (0o640, None),  # shared with a group (Debian's ssl-cert): how keys are given to services
+        (0o644, "anyone on this machine can read it"),
+        (0o604, "anyone on this machine can read it"),
+        (0o660, "others can change it"),
+        (0o602, "others can change it"),
+    ],
+)
+def test_a_private_key_others_may_read_or_change_is_warned_of_by_name(
+    pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: int, warned: str | None
+) -> None:
+    key = tmp_path / "server.key"
+    key.write_bytes(pki.server.key.read_bytes())
+    key.chmod(mode)
+
+    with caplog.at_level(logging.WARNING, logger="server.tls"):
+        server_credentials(pki.server.cert, key)
+
+    warnings = [r.getMessage() for r in caplog.records if r.name == "server.tls"]
+    if warned is None:
+        assert warnings == []
+    else:
+        (warning,) = warnings
+        assert str(key) in warning and warned in warning and f"mode {mode:o}" in warning
+
+
 def test_the_server_name_checked_can_differ_from_the_target(
     start_service: StartService, pki: Pki
 ) -> None:
