@@ -39,6 +39,8 @@ def _serve(port_queue: Queue[int], stop: Event, db: str) -> None:
     settings = Settings(
         trading_clock="wall",
         database_url=f"sqlite:///{db}",
+        # As in production (one line per call), but beside the database, not in the figures.
+        trading_access_log=f"{db}.access.log",
         trading_max_streams=IDLE_STREAMS + 28,
         trading_max_streams_per_principal=IDLE_STREAMS + 28,
     )

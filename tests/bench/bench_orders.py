@@ -237,6 +237,8 @@ def _serve(
         alpaca_base_url=base_url,
         alpaca_stream_url=stream_url,
         database_url=f"sqlite:///{db}",
+        # As in production (one line per call), but beside the database, not in the figures.
+        trading_access_log=f"{db}.access.log",
         trading_clock="event",
         trading_strategy_symbols=list(STRATEGY_SYMBOLS),
     )

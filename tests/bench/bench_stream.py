@@ -63,6 +63,8 @@ def _serve_service(
     settings = Settings(
         trading_clock=clock,
         database_url=f"sqlite:///{db}",
+        # As in production (one line per call), but beside the database, not in the figures.
+        trading_access_log=f"{db}.access.log",
         trading_strategy_symbols=SYMBOLS,
         trading_risk_config=Path(risk) if risk else None,
     )
