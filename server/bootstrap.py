@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import exchange_calendars
 import grpc
@@ -24,9 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from audit.anchor import AnchorWriter, open_anchor_writer
 from audit.codec import record_to_envelope
-from audit.lease import Lease, acquire_lease, default_holder
 from audit.records import AuditQuery, EventStore
-from audit.sql_store import SqlAlchemyEventStore
 from brokers.base import Broker
 from brokers.paper.adapter import PaperBroker, RecordedFill
 from brokers.paper.config import Commission, PaperBrokerConfig
@@ -76,9 +74,11 @@ from server.servicer import TradingServicer
 from server.settings import Settings, parse_host_port
 from server.store_outage import StoreOutageGuard
 from server.stream_limits import Capacity, ConnectionLimits, StreamLimiter
-from server.tls import server_transport
 from server.validation import NS, MarketBatchReader
 from trading_sdk.v1 import trading_service_pb2, trading_service_pb2_grpc
+
+if TYPE_CHECKING:
+    from audit.lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,8 @@ def load_calendar() -> Any:
 
 
 def open_store(database_url: str) -> EventStore:
+    from audit.sql_store import SqlAlchemyEventStore
+
     return SqlAlchemyEventStore(database_url)
 
 
@@ -385,6 +387,12 @@ def create_server(
         tokens_file=settings.trading_tokens_file,
         allow_insecure=settings.trading_tokens_file_allow_insecure,
     )
+    # Imported here, not with the module: a backtest builds the core from this module
+    # (build_core) and needs neither SQL, the lease nor TLS, which cost a third of
+    # `tradectl backtest`'s start.
+    from audit.lease import acquire_lease, default_holder
+    from server.tls import server_transport
+
     # So do unusable TLS files and plaintext on a non-loopback address (server/tls.py).
     transport = server_transport(settings, address)
     order_timeouts = parse_order_timeouts(settings.trading_order_timeouts)

@@ -25,13 +25,16 @@ import math
 import threading
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from audit.lease import Lease
 from brokers.base import BrokerConfigError, BrokerUnavailable
 from domain.errors import DomainError
 from domain.orders import OrderStatus, TimeInForce
 from domain.risk import TradingCause, TradingState
 from engines.core import Core
+
+if TYPE_CHECKING:  # a backtest builds a core with no lease, and no SQL to import
+    from audit.lease import Lease
 
 log = logging.getLogger(__name__)
 
