@@ -85,17 +85,25 @@ PROGRAM = textwrap.dedent(
 )
 
 
+def _sdk_source(folder: Path, *, generated: bool = True) -> Path:
+    """A copy of the SDK's own files (with or without the generated code)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "setup.py"):
+        shutil.copy2(REPO / "client" / name, folder)
+    skipped = ["__pycache__", ".generated"] + ([] if generated else ["*_pb2*"])
+    shutil.copytree(
+        REPO / "client" / "trading_sdk",
+        folder / "trading_sdk",
+        ignore=shutil.ignore_patterns(*skipped),
+    )
+    return folder
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built from a copy of the SDK's own files only, so it cannot lean on the
     rest of the checkout (and leaves no build folder in it)."""
-    source = tmp_path_factory.mktemp("sdk-source")
-    shutil.copy2(REPO / "client" / "pyproject.toml", source)
-    shutil.copytree(
-        REPO / "client" / "trading_sdk",
-        source / "trading_sdk",
-        ignore=shutil.ignore_patterns("__pycache__", ".generated"),
-    )
+    source = _sdk_source(tmp_path_factory.mktemp("sdk-source"))
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [*PIP_WHEEL, "--wheel-dir", str(out), str(source)],
@@ -196,3 +204,18 @@ def test_a_program_in_the_fresh_environment_trades_through_a_running_server(
     # The server saw the order as the wheel's program placed it.
     orders = running.client.list_order_history().orders
     assert [(o.symbol, o.quantity) for o in orders] == [("SPY", "2")]
+
+
+def test_a_wheel_without_the_generated_code_is_refused_with_what_to_run(tmp_path: Path) -> None:
+    source = _sdk_source(tmp_path / "source", generated=False)
+
+    built = subprocess.run(
+        [*PIP_WHEEL, "--wheel-dir", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert built.returncode != 0
+    assert "holds no generated code; run `make sdk`" in built.stdout + built.stderr
+    assert not list((tmp_path / "dist").glob("*.whl"))
