@@ -54,7 +54,7 @@ from collections.abc import (
 )
 from datetime import datetime, timedelta
 from decimal import Decimal
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Final,
@@ -175,18 +175,6 @@ def market_event(
     if timestamp is not None:
         event.timestamp.CopyFrom(_timestamp(timestamp))
     return event
-
-
-def _columnar() -> ModuleType:
-    """trading_sdk.columnar, which needs numpy: an optional dependency of the SDK."""
-    try:
-        from trading_sdk import columnar
-    except ModuleNotFoundError as missing:
-        raise ModuleNotFoundError(
-            f"columnar market data needs {missing.name}: pip install 'trading-sdk[columnar]'",
-            name=missing.name,
-        ) from missing
-    return columnar
 
 
 def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -839,7 +827,9 @@ class TradingClient(_CallSettings):
         names the series, the tick's index in it and its `event_index`), and
         `feed_id` makes the stream exactly once.
         """
-        requests = _columnar().array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
+        from trading_sdk import columnar
+
+        requests = columnar.array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
         return self.stream_market_data(requests, feed_id=feed_id, first_sequence=first_sequence)
 
     def stream_frame(
@@ -862,7 +852,9 @@ class TradingClient(_CallSettings):
         `columns` maps a role to another column: ``{"price": "Close"}``. See
         trading_sdk.columnar.frame_requests; otherwise as stream_arrays.
         """
-        requests = _columnar().frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
+        from trading_sdk import columnar
+
+        requests = columnar.frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
         return self.stream_market_data(requests, feed_id=feed_id, first_sequence=first_sequence)
 
     def simulate_market_event(
@@ -1105,7 +1097,9 @@ class AsyncTradingClient(_CallSettings):
         first_sequence: int = 1,
     ) -> pb.StreamMarketDataResponse:
         """As TradingClient.stream_arrays."""
-        requests = _columnar().array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
+        from trading_sdk import columnar
+
+        requests = columnar.array_requests(symbol, timestamps_ns, prices, volumes, chunk=chunk)
         return await self.stream_market_data(
             requests, feed_id=feed_id, first_sequence=first_sequence
         )
@@ -1121,7 +1115,9 @@ class AsyncTradingClient(_CallSettings):
         first_sequence: int = 1,
     ) -> pb.StreamMarketDataResponse:
         """As TradingClient.stream_frame."""
-        requests = _columnar().frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
+        from trading_sdk import columnar
+
+        requests = columnar.frame_requests(frame, columns=columns, symbol=symbol, chunk=chunk)
         return await self.stream_market_data(
             requests, feed_id=feed_id, first_sequence=first_sequence
         )

@@ -27,8 +27,14 @@ from collections.abc import Hashable, Iterator, Mapping
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
+try:
+    import numpy as np
+    import numpy.typing as npt
+except ModuleNotFoundError as missing:  # an optional dependency of the SDK
+    raise ModuleNotFoundError(
+        f"columnar market data needs {missing.name}: pip install 'trading-sdk[columnar]'",
+        name=missing.name,
+    ) from missing
 
 from trading_sdk.client import DEFAULT_CHUNK, MAX_TICKS_PER_MESSAGE
 from trading_sdk.v1 import market_pb2

@@ -23,8 +23,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from tests.conftest import TOKEN, StartService
+from tests.support.tools import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 # What a user's environment may hold after installing the SDK: the SDK, the

@@ -4,8 +4,9 @@ The `sh` and `python` blocks of README.md are read in order. A shell command
 runs in bash with `.venv/bin` first on PATH (as after `source
 .venv/bin/activate`), in a scratch copy of the repository so that nothing it
 writes lands in the checkout; `export` lines carry over to the commands after
-them, as in a terminal, until an `unset`. A command that starts the service (`make run`) is left
-running, and the commands after it talk to it, until the next one replaces it.
+them, as in a terminal, until an `unset`. A command that starts the service
+(`make run`) is left running, and the commands after it talk to it, until the
+next one replaces it.
 A command must exit 0, or with a status its own comment names ("exit 1 if
 refused"). A Python block runs as a script with the venv's interpreter.
 
@@ -205,8 +206,7 @@ class Terminal:
                 self.market.push_bar(bar(symbol, self.next_bar, 100.0))
             self.next_bar += timedelta(minutes=1)
             time.sleep(1)
-        live.send_signal(signal.SIGINT)
-        _, stderr = live.communicate(timeout=60)
+        stderr = _stop(live)
         self.transcript.append(Ran(command, out.read_text(), stderr))
         assert live.returncode in INTERRUPTED_EXITS, (
             f"README.md:{command.line}: `{command.text}` exited {live.returncode} on Ctrl-C\n"
@@ -250,7 +250,7 @@ class Terminal:
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
-    """What a process still running wrote to its stderr, once stopped."""
+    """Ctrl-C (SIGINT) for a running process; what it wrote to stderr."""
     process.send_signal(signal.SIGINT)
     try:
         return process.communicate(timeout=30)[1]

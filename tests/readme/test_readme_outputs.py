@@ -23,8 +23,8 @@ import pytest
 
 from engines.risk.config import RiskConfig, load_risk_config
 from tests.conftest import TOKEN, StartService
+from tests.support.tools import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 BARS = "client/data/daily_bars.csv.gz"
 
