@@ -160,14 +160,17 @@ def _health_watch(channel: grpc.Channel, service: str) -> _Watch:
 
 def _refused_within(target: str, timeout: float) -> grpc.StatusCode:
     """The code a new call gets once the server takes no more (polled: health goes
-    NOT_SERVING just before the server stops taking calls)."""
+    NOT_SERVING just before the server stops taking calls). A call that reached
+    the transport in the very moment gRPC stopped accepting is CANCELLED by gRPC
+    itself (a reset stream): it was not new, so the poll goes on to the next."""
     deadline = time.monotonic() + timeout
     with TradingClient(target, TOKEN, timeout=5) as fresh:
         while True:
             try:
                 fresh.get_status()
             except grpc.RpcError as error:
-                return error.code()
+                if error.code() is not grpc.StatusCode.CANCELLED:
+                    return error.code()
             assert time.monotonic() < deadline, "the server still takes new calls"
             time.sleep(0.01)
 
